@@ -1,0 +1,95 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { build, type Message } from 'esbuild';
+import { zipSync } from 'fflate';
+import { parse as parseYaml } from 'yaml';
+import { resolveHandler, SOURCE_EXTENSIONS } from '../config/handler.js';
+import { type Manifest, parseManifest } from '../config/manifest.js';
+import { NimbusError } from '../shared/errors.js';
+
+export const MANIFEST_FILES = ['nimbus.yaml', 'nimbus.yml', 'nimbus.json'];
+/** The manifest a built bundle carries at its root. */
+export const BUNDLE_MANIFEST = 'nimbus.json';
+export const BUNDLE_ENTRY = 'index.mjs';
+
+/** Reads nimbus.yaml (or .yml/.json) from a folder; {} when there is none. */
+export function readManifestFile(dir: string): { source: string; data: Record<string, unknown> } {
+  for (const name of MANIFEST_FILES) {
+    const file = join(dir, name);
+    if (!existsSync(file)) continue;
+    let data: unknown;
+    try {
+      data = parseYaml(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new NimbusError('NIMBUS_INVALID_MANIFEST', `${name} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (data !== null && data !== undefined && (typeof data !== 'object' || Array.isArray(data))) {
+      throw new NimbusError('NIMBUS_INVALID_MANIFEST', `${name} must be a mapping of fields (name, runtime, handler, ...)`);
+    }
+    return { source: name, data: (data ?? {}) as Record<string, unknown> };
+  }
+  return { source: 'flags', data: {} };
+}
+
+export interface BuiltFunction {
+  manifest: Manifest & { name: string };
+  zip: Uint8Array;
+  bundleBytes: number;
+}
+
+/**
+ * Builds a function folder into an uploadable zip: esbuild bundles the handler with
+ * its npm dependencies into one ES module (index.mjs) next to the resolved manifest.
+ * Flags override the manifest; the name defaults to the folder's name.
+ */
+export async function buildFunction(dir: string, overrides: Record<string, unknown> = {}): Promise<BuiltFunction> {
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) {
+    throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `${dir} is not a folder; pass the folder that holds the function (and its nimbus.yaml)`);
+  }
+  const { source, data } = readManifestFile(root);
+  const merged: Record<string, unknown> = { ...data, ...overrides };
+  if (data.scale && overrides.scale) merged.scale = { ...(data.scale as object), ...(overrides.scale as object) };
+  if (data.env && overrides.env) merged.env = { ...(data.env as object), ...(overrides.env as object) };
+  const manifest = parseManifest(merged, source);
+  const name = manifest.name ?? (root.split('/').pop() as string);
+  if (!manifest.name) parseManifest({ ...merged, name }, `the folder name (set name in ${source})`);
+  const { entry, exportName } = resolveHandler(manifest.handler, (p) => existsSync(join(root, p)), SOURCE_EXTENSIONS);
+
+  const result = await build({
+    entryPoints: [join(root, entry)],
+    absWorkingDir: root,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: join(root, BUNDLE_ENTRY),
+    write: false,
+    logLevel: 'silent',
+    legalComments: 'none',
+    // Bundled CommonJS dependencies may call require() for Node built-ins.
+    banner: { js: "import { createRequire as __nimbusRequire } from 'node:module'; const require = __nimbusRequire(import.meta.url);" },
+  }).catch((err: { errors?: Message[] }) => {
+    const errors = err.errors ?? [];
+    const text = errors.map(formatMessage).join('\n') || String(err);
+    throw new NimbusError('NIMBUS_BUILD_FAILED', `esbuild could not bundle ${entry}:\n${text}`, { details: { errors: errors.map(formatMessage) } });
+  });
+  const code = result.outputFiles[0].contents;
+  const bundleManifest = {
+    ...manifest,
+    name,
+    handler: exportName ? `index.${exportName}` : BUNDLE_ENTRY,
+    timeout: `${manifest.timeout}ms`,
+    scale: { ...manifest.scale, idleTimeout: `${manifest.scale.idleTimeout}ms` },
+  };
+  const zip = zipSync(
+    { [BUNDLE_ENTRY]: code, [BUNDLE_MANIFEST]: new TextEncoder().encode(`${JSON.stringify(bundleManifest, null, 2)}\n`) },
+    { level: 6, mtime: new Date('1980-01-01T00:00:00Z') },
+  );
+  return { manifest: { ...manifest, name }, zip, bundleBytes: code.length };
+}
+
+function formatMessage(m: Message): string {
+  const where = m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ` : '';
+  return `${where}${m.text}`;
+}

@@ -1,0 +1,139 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildFunction } from '../../build/bundle.js';
+import { DEFAULT_ADMIN_PORT, DEFAULT_DATA_DIR, DEFAULT_GATEWAY_PORT, DEFAULT_HOST, DEFAULT_WARM_POOL_SIZE } from '../../config/defaults.js';
+import { Platform } from '../../platform.js';
+import { NimbusError, toNimbusError } from '../../shared/errors.js';
+import { NIMBUS_VERSION } from '../../version.js';
+import type { Command } from '../command.js';
+import { EXIT, print, table } from '../context.js';
+
+const EXAMPLES_DIR = fileURLToPath(new URL('../../../../examples/', import.meta.url));
+
+function port(value: unknown, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--${flag} must be a port number from 0 to 65535; got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export const up: Command = {
+  name: 'up',
+  summary: 'run the platform in the foreground (gateway, admin API, runtime)',
+  usage: `Usage: nimbus up [options]
+
+Runs the platform until Ctrl-C or SIGTERM, which drain in-flight requests and exit 0.
+
+Options:
+  --port <n>          gateway port (default ${DEFAULT_GATEWAY_PORT}; 0 picks a free one)
+  --admin-port <n>    admin API port (default ${DEFAULT_ADMIN_PORT}; 0 picks a free one)
+  --host <addr>       address both listen on (default ${DEFAULT_HOST})
+  --data-dir <dir>    state: SQLite database, bundles, admin token (default ./${DEFAULT_DATA_DIR})
+  --examples          also deploy every function under the package's examples/ folder
+  --warm-pool <n>     pre-started generic instances (default ${DEFAULT_WARM_POOL_SIZE})
+  --json              print the URLs as one JSON line once ready`,
+  options: {
+    port: { type: 'string' },
+    'admin-port': { type: 'string' },
+    host: { type: 'string' },
+    examples: { type: 'boolean' },
+    'warm-pool': { type: 'string' },
+  },
+  async run(_positionals, values) {
+    const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
+    if (!Number.isInteger(warm) || warm < 0 || warm > 64)
+      throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--warm-pool must be a whole number from 0 to 64; got ${JSON.stringify(values['warm-pool'])}`);
+    const platform = await Platform.start({
+      dataDir: String(values['data-dir'] ?? process.env.NIMBUS_DATA_DIR ?? DEFAULT_DATA_DIR),
+      host: String(values.host ?? DEFAULT_HOST),
+      port: port(values.port, 'port', DEFAULT_GATEWAY_PORT),
+      adminPort: port(values['admin-port'], 'admin-port', DEFAULT_ADMIN_PORT),
+      warmPoolSize: warm,
+    });
+    const json = values.json === true;
+    const deployed = values.examples ? await deployExamples(platform, json) : [];
+    const rel = relative(process.cwd(), platform.tokenFile);
+    const tokenPath = rel && !rel.startsWith('..') ? rel : platform.tokenFile;
+    if (json) {
+      print(
+        JSON.stringify({
+          gatewayUrl: platform.gatewayUrl,
+          adminUrl: platform.adminUrl,
+          dataDir: platform.dataDir,
+          tokenFile: platform.tokenFile,
+          pid: process.pid,
+          functions: deployed,
+        }),
+      );
+    } else {
+      print(`Nimbus ${NIMBUS_VERSION} is running (pid ${process.pid})`);
+      print(`  gateway  ${platform.gatewayUrl}/fn/<name>`);
+      print(`  admin    ${platform.adminUrl}  (token in ${tokenPath}${platform.tokenCreated ? ', created now, readable only by you' : ''})`);
+      print(`  data     ${platform.dataDir}`);
+      if (deployed.length > 0) {
+        print('');
+        print('Example functions:');
+        print(table(deployed.map((d) => [`  ${d.name}`, d.url ?? `failed: ${d.error}`])));
+      }
+      print('');
+      print('Deploy your own: nimbus init hello --template typescript && nimbus deploy hello');
+      print('Press Ctrl-C to stop.');
+    }
+    return await waitForSignal(platform, json);
+  },
+};
+
+interface DeployedExample {
+  name: string;
+  url?: string;
+  error?: string;
+}
+
+async function deployExamples(platform: Platform, quiet: boolean): Promise<DeployedExample[]> {
+  const out: DeployedExample[] = [];
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(EXAMPLES_DIR)
+      .filter((d) => statSync(join(EXAMPLES_DIR, d)).isDirectory())
+      .sort();
+  } catch {
+    return out;
+  }
+  for (const dir of dirs) {
+    try {
+      const built = await buildFunction(join(EXAMPLES_DIR, dir));
+      platform.registry.deploy(built.manifest.name, built.zip);
+      out.push({ name: built.manifest.name, url: `${platform.gatewayUrl}/fn/${built.manifest.name}` });
+    } catch (err) {
+      const e = toNimbusError(err);
+      if (!quiet) process.stderr.write(`nimbus: example ${dir} did not deploy: ${e.message}\n`);
+      out.push({ name: dir, error: e.code });
+    }
+  }
+  return out;
+}
+
+function waitForSignal(platform: Platform, quiet: boolean): Promise<number> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      if (!quiet) process.stderr.write(`\n${signal}: draining in-flight requests and stopping instances…\n`);
+      // A second signal while draining stops at once.
+      process.once('SIGINT', () => process.exit(EXIT.FAILED));
+      process.once('SIGTERM', () => process.exit(EXIT.FAILED));
+      platform.stop().then(
+        () => {
+          if (!quiet) process.stderr.write('stopped.\n');
+          resolve(EXIT.OK);
+        },
+        (err: unknown) => {
+          process.stderr.write(`nimbus: error while stopping: ${String(err)}\n`);
+          resolve(EXIT.FAILED);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}

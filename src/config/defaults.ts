@@ -1,0 +1,35 @@
+/** Every default and limit, named with its unit. docs/manifest.md repeats them. */
+export const DEFAULT_GATEWAY_PORT = 8080;
+export const DEFAULT_ADMIN_PORT = 8081;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_DATA_DIR = '.nimbus';
+
+export const DEFAULT_MEMORY_MB = 256;
+export const MIN_MEMORY_MB = 128;
+export const MAX_MEMORY_MB = 10_240;
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const MAX_TIMEOUT_MS = 900_000;
+export const DEFAULT_SCALE_MIN = 0;
+export const DEFAULT_SCALE_MAX = 10;
+export const DEFAULT_CONCURRENCY = 8;
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+export const MAX_ENV_BYTES = 4_096;
+
+export const MAX_REQUEST_BODY_BYTES = 6 * 1024 * 1024;
+export const MAX_BUNDLE_BYTES = 50 * 1024 * 1024;
+export const MAX_BUNDLE_UNPACKED_BYTES = 250 * 1024 * 1024;
+export const MAX_BUNDLE_FILES = 10_000;
+
+/** Requests that may wait for a busy function before new ones get 429. */
+export const MAX_QUEUED_REQUESTS_PER_FUNCTION = 1_000;
+export const RETRY_AFTER_S = 1;
+/** Pre-started generic Node shims kept ready for the default memory size. */
+export const DEFAULT_WARM_POOL_SIZE = 2;
+export const INSTANCE_START_TIMEOUT_MS = 10_000;
+export const INSTANCE_STOP_GRACE_MS = 2_000;
+export const MEMORY_CHECK_INTERVAL_MS = 250;
+export const SHUTDOWN_DRAIN_TIMEOUT_MS = 30_000;
+
+export const LOG_FLUSH_INTERVAL_MS = 100;
+export const LOG_RETENTION_LINES_PER_FUNCTION = 10_000;
+export const MAX_LOG_LINE_BYTES = 16_384;

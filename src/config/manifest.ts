@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { NimbusError } from '../shared/errors.js';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MEMORY_MB,
+  DEFAULT_SCALE_MAX,
+  DEFAULT_SCALE_MIN,
+  DEFAULT_TIMEOUT_MS,
+  MAX_ENV_BYTES,
+  MAX_MEMORY_MB,
+  MAX_TIMEOUT_MS,
+  MIN_MEMORY_MB,
+} from './defaults.js';
+
+/** 1-63 characters, lower-case letters, digits and "-": safe in URLs, paths and DNS labels. */
+export const FUNCTION_NAME_PATTERN = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export function validateFunctionName(name: unknown): string {
+  if (typeof name !== 'string' || !FUNCTION_NAME_PATTERN.test(name)) {
+    const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name) : String(name);
+    throw new NimbusError('NIMBUS_INVALID_NAME', `invalid function name ${shown}`);
+  }
+  return name;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** A duration: a number of seconds, or a string such as "500ms", "30s", "5m". Parsed to milliseconds. */
+function duration(field: string, minMs: number, maxMs: number) {
+  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    let ms: number;
+    if (typeof value === 'number') ms = value * 1_000;
+    else {
+      const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(value.trim());
+      if (!match) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `${field} must be seconds or a duration such as "500ms", "30s", "5m"; got ${JSON.stringify(value)}`,
+        });
+        return z.NEVER;
+      }
+      ms = Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 's'];
+    }
+    if (!Number.isFinite(ms) || ms < minMs || ms > maxMs) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${field} must be between ${minMs / 1000}s and ${maxMs / 1000}s; got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return Math.round(ms);
+  });
+}
+
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const envSchema = z.record(z.union([z.string(), z.number(), z.boolean()])).transform((env, ctx) => {
+  const out: Record<string, string> = {};
+  let bytes = 0;
+  for (const [key, value] of Object.entries(env)) {
+    if (!ENV_KEY.test(key)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} must match ${ENV_KEY}` });
+      continue;
+    }
+    if (key.startsWith('NIMBUS_')) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} uses the reserved prefix NIMBUS_` });
+      continue;
+    }
+    out[key] = String(value);
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(out[key]);
+  }
+  if (bytes > MAX_ENV_BYTES) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `env holds ${bytes} bytes; at most ${MAX_ENV_BYTES} are allowed` });
+  }
+  return out;
+});
+
+const int = (field: string, min: number, max: number) =>
+  z
+    .number({ invalid_type_error: `${field} must be a whole number` })
+    .int(`${field} must be a whole number`)
+    .min(min, `${field} must be at least ${min}`)
+    .max(max, `${field} must be at most ${max}`);
+
+export const manifestSchema = z
+  .object({
+    name: z.string().regex(FUNCTION_NAME_PATTERN, 'name must be 1-63 characters of a-z, 0-9 and "-", starting with a letter').optional(),
+    runtime: z
+      .enum(['node'], { errorMap: () => ({ message: 'runtime must be "node" (python and process runtimes arrive in a later release)' }) })
+      .default('node'),
+    handler: z
+      .string()
+      .min(1)
+      .max(256)
+      .refine((h) => !h.split('/').includes('..') && !h.startsWith('/'), 'handler must be a relative path inside the function folder')
+      .optional(),
+    env: envSchema.default({}),
+    memory: int('memory (MB)', MIN_MEMORY_MB, MAX_MEMORY_MB).default(DEFAULT_MEMORY_MB),
+    timeout: duration('timeout', 100, MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS / 1000),
+    scale: z
+      .object({
+        min: int('scale.min', 0, 100).default(DEFAULT_SCALE_MIN),
+        max: int('scale.max', 1, 1_000).default(DEFAULT_SCALE_MAX),
+        concurrency: int('scale.concurrency', 1, 1_000).default(DEFAULT_CONCURRENCY),
+        idleTimeout: duration('scale.idleTimeout', 100, 86_400_000).default(DEFAULT_IDLE_TIMEOUT_MS / 1000),
+      })
+      .strict()
+      .default({})
+      .refine((s) => s.min <= s.max, { message: 'scale.min must not exceed scale.max', path: ['min'] }),
+  })
+  .strict();
+
+export type Manifest = z.output<typeof manifestSchema>;
+export type ManifestInput = z.input<typeof manifestSchema>;
+
+/** One problem in a manifest: which field, what value it had, what is allowed. */
+export interface ManifestProblem {
+  field: string;
+  value: unknown;
+  message: string;
+}
+
+/**
+ * Validates a parsed manifest and reports every problem at once.
+ * @example parseManifest({ name: 'hello', memory: 512 }) // → frozen Manifest with defaults filled in
+ */
+export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest {
+  const result = manifestSchema.safeParse(input ?? {});
+  if (result.success) return deepFreeze(result.data);
+  const problems: ManifestProblem[] = result.error.issues.map((issue) => {
+    const field = issue.path.join('.') || '(root)';
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; allowed: name, runtime, handler, env, memory, timeout, scale {min, max, concurrency, idleTimeout}`
+        : issue.message;
+    return { field, value: valueAt(input, issue.path), message };
+  });
+  const lines = problems.map((p) => `\n  - ${p.field}: ${p.message} (got ${JSON.stringify(p.value)})`).join('');
+  throw new NimbusError('NIMBUS_INVALID_MANIFEST', `${source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:${lines}`, {
+    details: problems,
+  });
+}
+
+function valueAt(input: unknown, path: (string | number)[]): unknown {
+  let cur: unknown = input;
+  for (const key of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[key];
+  }
+  return cur;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

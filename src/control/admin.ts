@@ -1,0 +1,166 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { MAX_BUNDLE_BYTES } from '../config/defaults.js';
+import { validateFunctionName } from '../config/manifest.js';
+import type { RuntimeManager } from '../runtime/manager.js';
+import { NimbusError } from '../shared/errors.js';
+import { readBody, sendError, sendJson } from '../shared/http.js';
+import type { FunctionRecord, LogEntry, Store } from '../store/store.js';
+import type { LogBuffer } from '../telemetry/log-buffer.js';
+import type { FunctionRegistry } from './registry.js';
+
+export interface AdminDeps {
+  token: string;
+  store: Store;
+  registry: FunctionRegistry;
+  runtime: RuntimeManager;
+  logs: LogBuffer;
+  info(): { version: string; gatewayUrl: string; adminUrl: string; dataDir: string };
+}
+
+const MAX_LOG_LIMIT = 10_000;
+const DEFAULT_LOG_LIMIT = 100;
+
+/**
+ * The admin API (docs/admin-api.md). Every route but /healthz needs
+ * "Authorization: Bearer <token>".
+ */
+export function createAdminServer(deps: AdminDeps): Server {
+  const expected = digest(deps.token);
+  return createServer((req, res) => {
+    handle(deps, expected, req, res).catch((err: unknown) => sendError(res, err));
+  });
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+function authorize(req: IncomingMessage, expected: Buffer): void {
+  const header = req.headers.authorization;
+  if (!header) throw new NimbusError('NIMBUS_AUTH_REQUIRED', 'this endpoint needs the admin token');
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match || !timingSafeEqual(digest(match[1]), expected)) throw new NimbusError('NIMBUS_AUTH_INVALID', 'the admin token is not valid');
+}
+
+async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const method = req.method ?? 'GET';
+  if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+  authorize(req, expected);
+  const parts = url.pathname.split('/').filter(Boolean);
+  if (parts[0] !== 'v1') throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
+  if (parts.length === 2 && parts[1] === 'info') {
+    allow(method, ['GET']);
+    return sendJson(res, 200, deps.info());
+  }
+  if (parts[1] !== 'functions') throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
+  if (parts.length === 2) {
+    allow(method, ['GET']);
+    return sendJson(res, 200, { functions: deps.store.listFunctions().map((f) => view(deps, f)) });
+  }
+  const name = validateFunctionName(decodeURIComponent(parts[2]));
+  if (parts.length === 3) {
+    allow(method, ['GET', 'PUT', 'DELETE']);
+    if (method === 'PUT') return deploy(deps, name, req, res);
+    if (method === 'DELETE') {
+      if (!deps.registry.remove(name)) throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
+      res.writeHead(204).end();
+      return;
+    }
+    return sendJson(res, 200, { function: view(deps, found(deps, name), true) });
+  }
+  if (parts.length === 4 && parts[3] === 'logs') {
+    allow(method, ['GET']);
+    found(deps, name);
+    return logs(deps, name, url, req, res);
+  }
+  throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
+}
+
+function allow(method: string, methods: string[]): void {
+  if (!methods.includes(method)) throw new NimbusError('NIMBUS_METHOD_NOT_ALLOWED', `${method} is not allowed here; use ${methods.join(', ')}`);
+}
+
+function found(deps: AdminDeps, name: string): FunctionRecord {
+  const record = deps.store.getFunction(name);
+  if (!record) throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
+  return record;
+}
+
+async function deploy(deps: AdminDeps, name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim();
+  if (type !== 'application/zip') {
+    req.resume();
+    throw new NimbusError('NIMBUS_UNSUPPORTED_MEDIA_TYPE', `expected Content-Type application/zip, got ${JSON.stringify(type || '(none)')}`);
+  }
+  const zip = await readBody(req, MAX_BUNDLE_BYTES, 'NIMBUS_BUNDLE_TOO_LARGE');
+  const { record, created } = deps.registry.deploy(name, zip);
+  sendJson(res, created ? 201 : 200, { created, function: view(deps, record, true) });
+}
+
+/** The public view of a function: env values are never listed, only their names. */
+function view(deps: AdminDeps, f: FunctionRecord, withVersions = false): Record<string, unknown> {
+  const c = f.latest.config;
+  const pool = deps.runtime.current(f.name);
+  let busy = 0;
+  let ready = 0;
+  for (const i of pool?.instances ?? []) {
+    ready++;
+    busy += i.busy;
+  }
+  const out: Record<string, unknown> = {
+    name: f.name,
+    version: f.latest.version,
+    sha256: f.latest.sha256,
+    url: `${deps.info().gatewayUrl}/fn/${f.name}`,
+    runtime: c.runtime,
+    handler: c.exportName ? `${c.entry}#${c.exportName}` : c.entry,
+    memory: c.memory,
+    timeoutMs: c.timeout,
+    scale: { min: c.scale.min, max: c.scale.max, concurrency: c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
+    envKeys: Object.keys(c.env),
+    instances: { ready, busy, coldStarts: pool?.coldStarts ?? 0 },
+    createdAt: new Date(f.createdAt).toISOString(),
+    updatedAt: new Date(f.updatedAt).toISOString(),
+  };
+  if (withVersions) {
+    out.versions = deps.store.listVersions(f.name).map((v) => ({ version: v.version, sha256: v.sha256, createdAt: new Date(v.createdAt).toISOString() }));
+  }
+  return out;
+}
+
+function intParam(url: URL, key: string, fallback: number, max: number): number {
+  const raw = url.searchParams.get(key);
+  if (raw === null) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > max)
+    throw new NimbusError('NIMBUS_INVALID_REQUEST', `${key} must be a whole number from 0 to ${max}; got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+const logView = (e: LogEntry) => ({ id: e.id, ts: new Date(e.ts).toISOString(), version: e.version, requestId: e.requestId, stream: e.stream, line: e.line });
+
+/** Recent lines as JSON, or with follow=1 an NDJSON stream that stays open. */
+function logs(deps: AdminDeps, name: string, url: URL, req: IncomingMessage, res: ServerResponse): void {
+  const limit = intParam(url, 'limit', DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT);
+  const after = intParam(url, 'after', 0, Number.MAX_SAFE_INTEGER);
+  const requestId = url.searchParams.get('requestId') ?? undefined;
+  deps.logs.flush();
+  const entries = deps.store.readLogs(name, { afterId: after, limit, requestId });
+  if (url.searchParams.get('follow') !== '1') {
+    sendJson(res, 200, { logs: entries.map(logView), next: entries.at(-1)?.id ?? after });
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+  for (const e of entries) res.write(`${JSON.stringify(logView(e))}\n`);
+  const stop = deps.logs.follow(name, (batch) => {
+    for (const e of batch) if (!requestId || e.requestId === requestId) res.write(`${JSON.stringify(logView(e))}\n`);
+  });
+  // A comment line now and then keeps proxies from closing an idle follow.
+  const ping = setInterval(() => res.write('\n'), 15_000);
+  req.on('close', () => {
+    stop();
+    clearInterval(ping);
+  });
+}

@@ -1,0 +1,99 @@
+import { parse as parseYaml } from 'yaml';
+import { type ArtifactStore, readBundleZip } from '../artifacts/artifact-store.js';
+import { BUNDLE_EXTENSIONS, resolveHandler } from '../config/handler.js';
+import { parseManifest, validateFunctionName } from '../config/manifest.js';
+import type { FunctionSpec } from '../runtime/function-pool.js';
+import type { RuntimeManager } from '../runtime/manager.js';
+import { NimbusError } from '../shared/errors.js';
+import type { FunctionConfig, FunctionRecord, Store } from '../store/store.js';
+
+export interface DeployResult {
+  record: FunctionRecord;
+  created: boolean;
+}
+
+/**
+ * The functions the platform serves: store records plus the in-memory specs the
+ * gateway needs on every request (kept here so a request never touches SQLite).
+ */
+export class FunctionRegistry {
+  readonly #store: Store;
+  readonly #artifacts: ArtifactStore;
+  readonly #runtime: RuntimeManager;
+  readonly #specs = new Map<string, FunctionSpec>();
+
+  constructor(store: Store, artifacts: ArtifactStore, runtime: RuntimeManager) {
+    this.#store = store;
+    this.#artifacts = artifacts;
+    this.#runtime = runtime;
+    for (const record of store.listFunctions()) this.#specs.set(record.name, this.#toSpec(record));
+  }
+
+  /** The spec of a function's latest version, or undefined. */
+  spec(name: string): FunctionSpec | undefined {
+    return this.#specs.get(name);
+  }
+
+  /** Validates an uploaded zip and makes it the function's latest version. */
+  deploy(name: string, zip: Uint8Array, now = Date.now()): DeployResult {
+    validateFunctionName(name);
+    const bundle = readBundleZip(zip);
+    const manifestFile = ['nimbus.json', 'nimbus.yaml', 'nimbus.yml'].find((f) => bundle.files.has(f));
+    let raw: unknown = {};
+    if (manifestFile) {
+      const text = new TextDecoder().decode(bundle.files.get(manifestFile));
+      try {
+        raw = manifestFile.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+      } catch (err) {
+        throw new NimbusError('NIMBUS_INVALID_MANIFEST', `${manifestFile} in the bundle cannot be parsed: ${(err as Error).message}`);
+      }
+    }
+    const manifest = parseManifest(raw, manifestFile ?? 'the bundle');
+    if (manifest.name !== undefined && manifest.name !== name) {
+      throw new NimbusError('NIMBUS_NAME_MISMATCH', `the manifest names "${manifest.name}" but the upload is for "${name}"`);
+    }
+    const { entry, exportName } = resolveHandler(manifest.handler, (p) => bundle.files.has(p), BUNDLE_EXTENSIONS);
+    const { name: _ignored, ...rest } = manifest;
+    const config: FunctionConfig = { ...rest, entry, ...(exportName ? { exportName } : {}) };
+    this.#artifacts.put(bundle);
+    const result = this.#store.deploy(name, bundle.sha256, config, now);
+    if (result.created) {
+      const spec = this.#toSpec(result.record);
+      this.#specs.set(name, spec);
+      // Creating the pool retires the previous version's and warms this one to scale.min.
+      this.#runtime.pool(spec);
+    }
+    return result;
+  }
+
+  remove(name: string): boolean {
+    validateFunctionName(name);
+    const existed = this.#store.deleteFunction(name);
+    this.#specs.delete(name);
+    this.#runtime.remove(name);
+    return existed;
+  }
+
+  #toSpec(record: FunctionRecord): FunctionSpec {
+    const { latest } = record;
+    const c = latest.config;
+    return {
+      key: String(latest.id),
+      name: record.name,
+      version: latest.version,
+      memoryMB: c.memory,
+      timeoutMs: c.timeout,
+      scale: { min: c.scale.min, max: c.scale.max, concurrency: c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
+      load: {
+        functionName: record.name,
+        version: latest.version,
+        codeDir: this.#artifacts.dir(latest.sha256),
+        entry: c.entry,
+        exportName: c.exportName,
+        env: c.env,
+        memoryMB: c.memory,
+        timeoutMs: c.timeout,
+      },
+    };
+  }
+}

@@ -1,0 +1,200 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { ArtifactStore } from './artifacts/artifact-store.js';
+import { DEFAULT_WARM_POOL_SIZE, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
+import { createAdminServer } from './control/admin.js';
+import { FunctionRegistry } from './control/registry.js';
+import { createGateway } from './gateway/gateway.js';
+import { RuntimeManager } from './runtime/manager.js';
+import { NimbusError } from './shared/errors.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store } from './store/store.js';
+import { LogBuffer } from './telemetry/log-buffer.js';
+import { NIMBUS_VERSION } from './version.js';
+
+export interface PlatformOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  adminPort: number;
+  warmPoolSize?: number;
+}
+
+/** Files in the data dir that the CLI reads to find a running platform. */
+export const TOKEN_FILE = 'admin-token';
+export const RUNTIME_FILE = 'runtime.json';
+const LOCK_FILE = 'nimbus.pid';
+
+export interface RuntimeInfo {
+  pid: number;
+  gatewayUrl: string;
+  adminUrl: string;
+}
+
+/**
+ * The whole platform in one process: store, bundle store, runtime, gateway and admin
+ * API. start() is the only way in; stop() drains and is idempotent.
+ */
+export class Platform {
+  readonly dataDir: string;
+  readonly tokenFile: string;
+  readonly token: string;
+  readonly tokenCreated: boolean;
+  readonly store: Store;
+  readonly registry: FunctionRegistry;
+  readonly runtime: RuntimeManager;
+  readonly logs: LogBuffer;
+  gatewayUrl = '';
+  adminUrl = '';
+  #gateway: Server;
+  #admin: Server;
+  #draining = false;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(opts: PlatformOptions) {
+    this.dataDir = resolve(opts.dataDir);
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    acquireLock(this.dataDir);
+    try {
+      this.tokenFile = join(this.dataDir, TOKEN_FILE);
+      ({ token: this.token, created: this.tokenCreated } = loadOrCreateToken(this.tokenFile));
+      this.store = new SqliteStore(join(this.dataDir, 'nimbus.db'));
+      const artifacts = new ArtifactStore(join(this.dataDir, 'bundles'));
+      this.logs = new LogBuffer(this.store);
+      this.runtime = new RuntimeManager({
+        codeRoot: artifacts.root,
+        warmPoolSize: opts.warmPoolSize ?? DEFAULT_WARM_POOL_SIZE,
+        onLog: (owner, log) => {
+          if (owner) this.logs.add({ name: owner.name, version: owner.version, requestId: log.requestId, stream: log.stream, ts: Date.now(), line: log.line });
+          else if (log.line) process.stderr.write(`nimbus: generic instance: ${log.line}\n`);
+        },
+      });
+      this.registry = new FunctionRegistry(this.store, artifacts, this.runtime);
+      this.#gateway = createGateway({ registry: this.registry, runtime: this.runtime, isDraining: () => this.#draining });
+      this.#admin = createAdminServer({
+        token: this.token,
+        store: this.store,
+        registry: this.registry,
+        runtime: this.runtime,
+        logs: this.logs,
+        info: () => ({ version: NIMBUS_VERSION, gatewayUrl: this.gatewayUrl, adminUrl: this.adminUrl, dataDir: this.dataDir }),
+      });
+    } catch (err) {
+      releaseLock(this.dataDir);
+      throw err;
+    }
+  }
+
+  static async start(opts: PlatformOptions): Promise<Platform> {
+    const platform = new Platform(opts);
+    try {
+      platform.gatewayUrl = await listen(platform.#gateway, opts.host, opts.port, 'gateway');
+      platform.adminUrl = await listen(platform.#admin, opts.host, opts.adminPort, 'admin API');
+    } catch (err) {
+      await platform.stop();
+      throw err;
+    }
+    const info: RuntimeInfo = { pid: process.pid, gatewayUrl: platform.gatewayUrl, adminUrl: platform.adminUrl };
+    writeFileSync(join(platform.dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    return platform;
+  }
+
+  /** Stops intake, lets in-flight requests finish, stops every instance, closes the store. */
+  stop(drainMs = SHUTDOWN_DRAIN_TIMEOUT_MS): Promise<void> {
+    this.#stopping ??= this.#stop(drainMs);
+    return this.#stopping;
+  }
+
+  async #stop(drainMs: number): Promise<void> {
+    this.#draining = true;
+    const gatewayClosed = close(this.#gateway);
+    const timer = setTimeout(() => this.#gateway.closeAllConnections(), drainMs);
+    await gatewayClosed;
+    clearTimeout(timer);
+    this.#admin.closeAllConnections();
+    await close(this.#admin);
+    await this.runtime.dispose();
+    this.logs.close();
+    this.store.close();
+    rmSync(join(this.dataDir, RUNTIME_FILE), { force: true });
+    releaseLock(this.dataDir);
+  }
+}
+
+function listen(server: Server, host: string, port: number, what: string): Promise<string> {
+  return new Promise((resolveListen, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const hint = err.code === 'EADDRINUSE' ? `port ${port} is in use; pass a different --${what === 'gateway' ? 'port' : 'admin-port'}` : undefined;
+      reject(new NimbusError('NIMBUS_INVALID_ARGUMENT', `the ${what} cannot listen on ${host}:${port}: ${err.message}`, { hint }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      const { port: bound } = server.address() as AddressInfo;
+      resolveListen(`http://${host.includes(':') ? `[${host}]` : host}:${bound}`);
+    });
+  });
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise((done) => {
+    if (!server.listening) return done();
+    server.close(() => done());
+    server.closeIdleConnections();
+  });
+}
+
+/** The admin token: made on first start, readable only by its owner. */
+function loadOrCreateToken(file: string): { token: string; created: boolean } {
+  if (existsSync(file)) {
+    const token = readFileSync(file, 'utf8').trim();
+    if (token) {
+      chmodSync(file, 0o600);
+      return { token, created: false };
+    }
+  }
+  const token = `nimbus_admin_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { token, created: true };
+}
+
+/** One platform per data dir: a pid file, taken over only when its process is gone. */
+function acquireLock(dataDir: string): void {
+  const file = join(dataDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new NimbusError('NIMBUS_ALREADY_RUNNING', `a platform (pid ${pid}) is already running on ${dataDir}`);
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  throw new NimbusError('NIMBUS_ALREADY_RUNNING', `could not lock ${dataDir}`);
+}
+
+function releaseLock(dataDir: string): void {
+  const file = join(dataDir, LOCK_FILE);
+  try {
+    if (Number(readFileSync(file, 'utf8').trim()) === process.pid) rmSync(file, { force: true });
+  } catch {
+    // Already gone.
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

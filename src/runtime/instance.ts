@@ -1,0 +1,336 @@
+/**
+ * One instance: an OS process running a runtime shim, reached over the framed protocol
+ * on its fd 3 (a Unix socketpair).
+ *
+ * Lifecycle (numbered as the code goes):
+ *   1. spawn      the generic shim, with a minimal env and the memory flag
+ *   2. ready      wait for READY, racing an early exit and a start timeout
+ *   3. load       LOAD(bundle, handler, env) → LOADED | LOAD_ERROR (racing exit)
+ *   4. serve      REQ_* streams in, RES_* streams out, several at once
+ *   5. dispose    SIGTERM, a grace period for in-flight work, then SIGKILL; awaits the exit
+ * kill(reason) jumps to the end at once (timeouts, memory). dispose() is idempotent.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { INSTANCE_START_TIMEOUT_MS, INSTANCE_STOP_GRACE_MS, MAX_LOG_LINE_BYTES } from '../config/defaults.js';
+import { isErrorCode, NimbusError } from '../shared/errors.js';
+import type { InvocationErrorMessage, LoadErrorMessage, LoadMessage, RequestHead, ResponseHead } from './protocol/frames.js';
+import { encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from './protocol/frames.js';
+
+export type InstanceState = 'starting' | 'generic' | 'loading' | 'ready' | 'stopping' | 'exited';
+export type KillReason = 'timeout' | 'memory' | 'removed' | 'shutdown';
+
+/** Receives one invocation's response as it streams back. */
+export interface InvocationSink {
+  head(head: ResponseHead): void;
+  body(chunk: Buffer): void;
+  end(): void;
+  error(err: NimbusError): void;
+}
+
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+  requestId: string | null;
+}
+
+export interface SpawnOptions {
+  command: string;
+  args: string[];
+  memoryMB: number;
+  onLog(instance: Instance, log: LogLine): void;
+}
+
+const PAGE_BYTES = 4096;
+let nextInstanceId = 1;
+
+export class Instance {
+  readonly id = nextInstanceId++;
+  readonly memoryMB: number;
+  state: InstanceState = 'starting';
+  /** Slots taken: set by the pool on acquire, freed on DONE or exit. */
+  busy = 0;
+  lastActive = Date.now();
+  style = '';
+  /** The function version this instance was specialised for. */
+  owner: { name: string; version: number } | undefined;
+  killReason: KillReason | undefined;
+  /** Called when a slot frees up or the instance exits. */
+  onSlotFree: (instance: Instance) => void = () => {};
+  onExit: (instance: Instance) => void = () => {};
+
+  readonly #proc: ChildProcess;
+  readonly #socket: Socket;
+  readonly #streams = new Map<number, { sink: InvocationSink; responded: boolean }>();
+  readonly #exited: Promise<void>;
+  #nextStream = 1;
+  #control: { resolve(payload: Buffer, type: number): void } | undefined;
+  #sawHeapOom = false;
+
+  private constructor(opts: SpawnOptions) {
+    this.memoryMB = opts.memoryMB;
+    // 1. spawn
+    this.#proc = spawn(opts.command, opts.args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', TZ: 'UTC', HOME: '/tmp' },
+      cwd: '/',
+    });
+    this.#socket = this.#proc.stdio[3] as Socket;
+    const decoder = new FrameDecoder((type, stream, payload) => this.#onFrame(type, stream, payload));
+    this.#socket.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk);
+      } catch {
+        this.kill('shutdown');
+      }
+    });
+    this.#socket.on('error', () => {});
+    this.#captureLines('stdout', opts);
+    this.#captureLines('stderr', opts);
+    this.#exited = new Promise((resolve) => {
+      this.#proc.once('exit', () => {
+        this.#onProcessExit();
+        resolve();
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#proc.pid;
+  }
+
+  get hasResponsesPending(): boolean {
+    for (const s of this.#streams.values()) if (!s.responded) return true;
+    return false;
+  }
+
+  /** 1-2: spawns a generic shim and resolves once it says READY. */
+  static async start(opts: SpawnOptions): Promise<Instance> {
+    const instance = new Instance(opts);
+    try {
+      await instance.#awaitControl(FrameType.READY, INSTANCE_START_TIMEOUT_MS, 'start');
+    } catch (err) {
+      await instance.dispose();
+      throw err;
+    }
+    instance.state = 'generic';
+    return instance;
+  }
+
+  /** 3: specialises a generic instance; resolves with the detected style. */
+  async load(msg: LoadMessage): Promise<string> {
+    this.state = 'loading';
+    this.#socket.write(encodeJsonFrame(FrameType.LOAD, 0, msg));
+    const { type, payload } = await this.#awaitControl(FrameType.LOADED, INSTANCE_START_TIMEOUT_MS, 'load');
+    if (type === FrameType.LOAD_ERROR) {
+      const e = JSON.parse(payload.toString('utf8')) as LoadErrorMessage;
+      const code = isErrorCode(e.code) ? e.code : 'NIMBUS_LOAD_FAILED';
+      throw new NimbusError(code, `function "${msg.functionName}" failed to load: ${e.message}`, { details: { stack: e.stack } });
+    }
+    this.style = (JSON.parse(payload.toString('utf8')) as { style: string }).style;
+    this.state = 'ready';
+    return this.style;
+  }
+
+  /** 4: starts an invocation; the caller streams the body with sendBody/endBody. */
+  invoke(head: RequestHead, sink: InvocationSink): number {
+    const stream = this.#nextStream++;
+    if (this.state === 'exited') {
+      queueMicrotask(() => sink.error(exitError(this.killReason, this.#proc.exitCode, this.#proc.signalCode)));
+      return stream;
+    }
+    this.lastActive = Date.now();
+    this.#streams.set(stream, { sink, responded: false });
+    this.#socket.write(encodeJsonFrame(FrameType.REQ_HEAD, stream, head));
+    return stream;
+  }
+
+  sendBody(stream: number, chunk: Buffer): void {
+    if (this.#streams.has(stream)) this.#socket.write(encodeFrame(FrameType.REQ_BODY, stream, chunk));
+  }
+
+  endBody(stream: number): void {
+    if (this.#streams.has(stream)) this.#socket.write(encodeFrame(FrameType.REQ_END, stream));
+  }
+
+  /** The client went away: tell the function, stop forwarding its response. */
+  cancel(stream: number): void {
+    const s = this.#streams.get(stream);
+    if (!s || this.state === 'exited') return;
+    s.responded = true;
+    this.#socket.write(encodeFrame(FrameType.CANCEL, stream));
+  }
+
+  /** Resident memory in MB, read from /proc (0 when unknown). */
+  residentMB(): number {
+    try {
+      const statm = readFileSync(`/proc/${this.#proc.pid}/statm`, 'latin1');
+      return (Number(statm.split(' ')[1]) * PAGE_BYTES) / 1_048_576;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Ends the process now; requests still waiting fail with the reason's error. */
+  kill(reason: KillReason): void {
+    if (this.state === 'exited') return;
+    this.killReason ??= reason;
+    this.state = 'stopping';
+    this.#proc.kill('SIGKILL');
+  }
+
+  /** 5: graceful stop; idempotent; resolves once the process has exited. */
+  async dispose(graceMs = INSTANCE_STOP_GRACE_MS): Promise<void> {
+    if (this.state !== 'exited' && this.state !== 'stopping') {
+      this.state = 'stopping';
+      this.#proc.kill('SIGTERM');
+      const timer = setTimeout(() => this.#proc.kill('SIGKILL'), graceMs);
+      await this.#exited;
+      clearTimeout(timer);
+    }
+    await this.#exited;
+  }
+
+  #onFrame(type: number, stream: number, payload: Buffer): void {
+    if (stream === 0) {
+      const waiter = this.#control;
+      this.#control = undefined;
+      waiter?.resolve(payload, type);
+      return;
+    }
+    const s = this.#streams.get(stream);
+    if (!s) return;
+    switch (type) {
+      case FrameType.RES_HEAD:
+        if (!s.responded) s.sink.head(JSON.parse(payload.toString('utf8')) as ResponseHead);
+        break;
+      case FrameType.RES_BODY:
+        if (!s.responded) s.sink.body(payload);
+        break;
+      case FrameType.RES_END:
+        if (!s.responded) {
+          s.responded = true;
+          s.sink.end();
+        }
+        break;
+      case FrameType.RES_ERROR:
+        if (!s.responded) {
+          s.responded = true;
+          s.sink.error(functionError(JSON.parse(payload.toString('utf8')) as InvocationErrorMessage));
+        }
+        break;
+      case FrameType.DONE:
+        this.#streams.delete(stream);
+        this.busy--;
+        this.lastActive = Date.now();
+        this.onSlotFree(this);
+        break;
+    }
+  }
+
+  #awaitControl(expected: number, timeoutMs: number, step: string): Promise<{ type: number; payload: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const fail = (err: NimbusError) => {
+        clearTimeout(timer);
+        this.#proc.off('exit', onExit);
+        this.#control = undefined;
+        reject(err);
+      };
+      const onExit = (code: number | null, signal: string | null) =>
+        fail(
+          new NimbusError(
+            'NIMBUS_LOAD_FAILED',
+            `instance exited during ${step} (${signal ?? `exit code ${code}`})${this.#lastStderr ? `: ${this.#lastStderr}` : ''}`,
+          ),
+        );
+      const timer = setTimeout(() => fail(new NimbusError('NIMBUS_LOAD_FAILED', `instance did not finish ${step} within ${timeoutMs} ms`)), timeoutMs);
+      this.#proc.once('exit', onExit);
+      this.#control = {
+        resolve: (payload, type) => {
+          clearTimeout(timer);
+          this.#proc.off('exit', onExit);
+          if (type !== expected && !(expected === FrameType.LOADED && type === FrameType.LOAD_ERROR)) {
+            reject(new NimbusError('NIMBUS_INTERNAL', `protocol error: expected frame ${expected}, got ${type}`));
+          } else resolve({ type, payload });
+        },
+      };
+    });
+  }
+
+  #lastStderr = '';
+
+  #captureLines(stream: 'stdout' | 'stderr', opts: SpawnOptions): void {
+    const pipe = this.#proc[stream];
+    if (!pipe) return;
+    pipe.setEncoding('utf8');
+    let partial = '';
+    const emit = (raw: string) => {
+      let line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      let requestId: string | null = null;
+      if (line.charCodeAt(0) === 0x1e) {
+        const end = line.indexOf('\x1f');
+        if (end > 0) {
+          requestId = line.slice(1, end);
+          line = line.slice(end + 1);
+        }
+      }
+      if (line.length > MAX_LOG_LINE_BYTES) line = `${line.slice(0, MAX_LOG_LINE_BYTES)}… [truncated]`;
+      if (stream === 'stderr') {
+        this.#lastStderr = line;
+        if (/heap out of memory|Reached heap limit/.test(line)) this.#sawHeapOom = true;
+      }
+      opts.onLog(this, { stream, line, requestId });
+    };
+    pipe.on('data', (chunk: string) => {
+      const text = partial + chunk;
+      const lines = text.split('\n');
+      partial = lines.pop() ?? '';
+      if (partial.length > MAX_LOG_LINE_BYTES) {
+        emit(partial);
+        partial = '';
+      }
+      for (const line of lines) emit(line);
+    });
+    pipe.on('end', () => {
+      if (partial) emit(partial);
+      partial = '';
+    });
+  }
+
+  #onProcessExit(): void {
+    if (this.#sawHeapOom) this.killReason ??= 'memory';
+    this.state = 'exited';
+    const err = exitError(this.killReason, this.#proc.exitCode, this.#proc.signalCode);
+    const streams = [...this.#streams.values()];
+    this.#streams.clear();
+    this.busy = 0;
+    for (const s of streams) {
+      if (!s.responded) {
+        s.responded = true;
+        s.sink.error(err);
+      }
+    }
+    this.onExit(this);
+  }
+}
+
+function functionError(e: InvocationErrorMessage): NimbusError {
+  const code = isErrorCode(e.code) ? e.code : 'NIMBUS_FUNCTION_ERROR';
+  const what = code === 'NIMBUS_UNHANDLED_REJECTION' ? 'unhandled promise rejection' : 'function error';
+  return new NimbusError(code, `${what}: ${e.errorType ?? 'Error'}: ${e.message}`, { details: { errorType: e.errorType ?? 'Error', errorMessage: e.message } });
+}
+
+function exitError(reason: KillReason | undefined, code: number | null, signal: string | null): NimbusError {
+  switch (reason) {
+    case 'timeout':
+      return new NimbusError('NIMBUS_FUNCTION_TIMEOUT', 'the function did not finish within its timeout');
+    case 'memory':
+      return new NimbusError('NIMBUS_MEMORY_LIMIT', 'the instance exceeded its memory limit and was stopped');
+    case 'removed':
+    case 'shutdown':
+      return new NimbusError('NIMBUS_SHUTTING_DOWN', 'the instance was stopped before it answered');
+    default:
+      return new NimbusError('NIMBUS_INSTANCE_EXITED', `the instance exited (${signal ?? `exit code ${code}`}) before it answered`);
+  }
+}

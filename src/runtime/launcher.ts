@@ -1,0 +1,48 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Instance, type LogLine } from './instance.js';
+
+/** Starts generic runtime processes. The seam where other launchers (sandboxes, containers) plug in. */
+export interface InstanceLauncher {
+  start(memoryMB: number): Promise<Instance>;
+}
+
+export interface NodeLauncherOptions {
+  /** Folder holding unpacked bundles: the only data the instance may read. */
+  codeRoot: string;
+  onLog(instance: Instance, log: LogLine): void;
+}
+
+const SHIM_DIR = dirname(fileURLToPath(import.meta.url)).replace(/runtime$/, 'runtimes/node');
+/** The compiled platform (dist/src): the shim imports the protocol module from it. */
+const DIST_SRC_DIR = dirname(SHIM_DIR).replace(/runtimes$/, '');
+
+/**
+ * Node instances: the shim under Node's permission model, allowed to read only the
+ * compiled shim and the bundle store (no writes, no child processes, no workers), with
+ * the V8 heap sized from the function's memory and none of the platform's environment.
+ */
+export class NodeLauncher implements InstanceLauncher {
+  readonly #args: (memoryMB: number) => string[];
+  readonly #onLog: NodeLauncherOptions['onLog'];
+
+  constructor(opts: NodeLauncherOptions) {
+    const shim = join(SHIM_DIR, 'shim.js');
+    if (!existsSync(shim)) throw new Error(`node shim not found at ${shim}; run npm run build`);
+    this.#onLog = opts.onLog;
+    this.#args = (memoryMB) => [
+      // The heap gets most of the memory; the platform's RSS check enforces the whole.
+      `--max-old-space-size=${Math.max(64, Math.floor(memoryMB * 0.8))}`,
+      '--no-warnings',
+      '--experimental-permission',
+      `--allow-fs-read=${DIST_SRC_DIR}*`,
+      `--allow-fs-read=${join(opts.codeRoot, '*')}`,
+      shim,
+    ];
+  }
+
+  start(memoryMB: number): Promise<Instance> {
+    return Instance.start({ command: process.execPath, args: this.#args(memoryMB), memoryMB, onLog: this.#onLog });
+  }
+}

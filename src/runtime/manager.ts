@@ -1,0 +1,85 @@
+import { DEFAULT_MEMORY_MB, MEMORY_CHECK_INTERVAL_MS } from '../config/defaults.js';
+import { FunctionPool, type FunctionSpec } from './function-pool.js';
+import type { Instance, LogLine } from './instance.js';
+import { type InstanceLauncher, NodeLauncher } from './launcher.js';
+import { WarmPool } from './warm-pool.js';
+
+export interface RuntimeOptions {
+  codeRoot: string;
+  warmPoolSize: number;
+  onLog(owner: { name: string; version: number } | undefined, log: LogLine): void;
+  launcher?: InstanceLauncher;
+}
+
+/**
+ * Owns every instance: the warm pool of generic shims and one FunctionPool per
+ * function version. A deploy retires the previous version's pool, which drains and
+ * exits. A watchdog kills instances whose resident memory passes their limit.
+ */
+export class RuntimeManager {
+  readonly #warm: WarmPool;
+  readonly #pools = new Map<string, FunctionPool>();
+  readonly #current = new Map<string, FunctionPool>();
+  readonly #retiring = new Set<FunctionPool>();
+  readonly #watchdog: NodeJS.Timeout;
+
+  constructor(opts: RuntimeOptions) {
+    const launcher = opts.launcher ?? new NodeLauncher({ codeRoot: opts.codeRoot, onLog: (instance, log) => opts.onLog(instance.owner, log) });
+    this.#warm = new WarmPool(launcher, opts.warmPoolSize, DEFAULT_MEMORY_MB);
+    this.#warm.fill();
+    this.#watchdog = setInterval(() => this.#checkMemory(), MEMORY_CHECK_INTERVAL_MS);
+    this.#watchdog.unref();
+  }
+
+  /** The pool for this function version, created (and warmed to scale.min) on first use. */
+  pool(spec: FunctionSpec): FunctionPool {
+    const key = spec.key;
+    let pool = this.#pools.get(key);
+    if (pool) return pool;
+    pool = new FunctionPool(spec, this.#warm);
+    this.#pools.set(key, pool);
+    const previous = this.#current.get(spec.name);
+    this.#current.set(spec.name, pool);
+    if (previous && previous !== pool) this.#retire(previous);
+    pool.ensureMin();
+    return pool;
+  }
+
+  /** Current pool of a function, if it has one. */
+  current(name: string): FunctionPool | undefined {
+    return this.#current.get(name);
+  }
+
+  /** A removed function: its instances finish in-flight work and exit. */
+  remove(name: string): void {
+    const pool = this.#current.get(name);
+    this.#current.delete(name);
+    if (pool) this.#retire(pool);
+  }
+
+  /** Every live instance, for stats and the memory watchdog. */
+  *instances(): Iterable<Instance> {
+    for (const pool of this.#pools.values()) yield* pool.instances;
+  }
+
+  async dispose(graceMs?: number): Promise<void> {
+    clearInterval(this.#watchdog);
+    await Promise.all([...this.#pools.values()].map((p) => p.dispose(graceMs)));
+    await this.#warm.dispose();
+  }
+
+  #retire(pool: FunctionPool): void {
+    this.#retiring.add(pool);
+    pool.onEmpty = () => {
+      this.#retiring.delete(pool);
+      this.#pools.delete(pool.spec.key);
+    };
+    pool.retire();
+  }
+
+  #checkMemory(): void {
+    for (const instance of this.instances()) {
+      if (instance.state === 'ready' && instance.residentMB() > instance.memoryMB) instance.kill('memory');
+    }
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The Node shim: the program every Node instance runs. It starts generic (no function
+ * loaded), says READY on fd 3, and waits. LOAD specialises it: the function's env
+ * replaces the process env, the bundle is imported and its style detected. Then it
+ * serves REQ_* streams, several at once, answering with RES_* frames.
+ *
+ * Lifecycle: spawned → READY → (LOAD) → LOADED | LOAD_ERROR → serving → SIGTERM: finish
+ * in-flight work → exit 0.
+ */
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { inspect } from 'node:util';
+import type { LoadMessage, RequestHead } from '../../runtime/protocol/frames.js';
+import { encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from '../../runtime/protocol/frames.js';
+import { loadStyle } from './detect.js';
+import type { Invocation, InvocationResult, LoadedFunction } from './invocation.js';
+import { BodyQueue, ShimError } from './invocation.js';
+import { requestContext, tagStdio } from './logs.js';
+
+const MAX_CHUNK_BYTES = 256 * 1024;
+
+interface Active {
+  stream: number;
+  requestId: string;
+  body: BodyQueue;
+  abort: AbortController;
+  responded: boolean;
+  waits: Promise<unknown>[];
+}
+
+const socket = new Socket({ fd: 3, readable: true, writable: true });
+const active = new Map<number, Active>();
+let fn: LoadedFunction | undefined;
+let draining = false;
+
+const send = (frame: Buffer) => socket.write(frame);
+
+const decoder = new FrameDecoder((type, stream, payload) => {
+  switch (type) {
+    case FrameType.LOAD:
+      void load(JSON.parse(payload.toString('utf8')) as LoadMessage);
+      break;
+    case FrameType.REQ_HEAD:
+      start(stream, JSON.parse(payload.toString('utf8')) as RequestHead);
+      break;
+    case FrameType.REQ_BODY:
+      // Copy: the payload is a view into a socket buffer that the decoder may reuse.
+      active.get(stream)?.body.push(Buffer.from(payload));
+      break;
+    case FrameType.REQ_END:
+      active.get(stream)?.body.end();
+      break;
+    case FrameType.CANCEL: {
+      const a = active.get(stream);
+      if (a) {
+        a.responded = true;
+        a.body.fail(new Error('request cancelled'));
+        a.abort.abort(new Error('request cancelled'));
+      }
+      break;
+    }
+  }
+});
+
+socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+// The platform closed our channel: nothing more will come, so leave.
+socket.on('close', () => process.exit(0));
+socket.on('error', () => process.exit(0));
+
+async function load(msg: LoadMessage): Promise<void> {
+  try {
+    for (const key of Object.keys(process.env)) delete process.env[key];
+    Object.assign(process.env, baseEnv(msg), msg.env);
+    tagStdio();
+    const mod = (await import(pathToFileURL(join(msg.codeDir, msg.entry)).href)) as Record<string, unknown>;
+    fn = loadStyle(mod, msg.exportName, { functionName: msg.functionName, version: msg.version, memoryMB: msg.memoryMB, env: msg.env });
+    send(encodeJsonFrame(FrameType.LOADED, 0, { style: fn.style }));
+  } catch (err) {
+    const code = err instanceof ShimError ? err.code : 'NIMBUS_LOAD_FAILED';
+    const e = err instanceof Error ? err : new Error(inspect(err));
+    send(encodeJsonFrame(FrameType.LOAD_ERROR, 0, { code, message: `${e.name}: ${e.message}`, stack: e.stack }));
+  }
+}
+
+/** The documented variables every instance sees besides its own env. */
+function baseEnv(msg: LoadMessage): Record<string, string> {
+  return {
+    PATH: '/usr/local/bin:/usr/bin:/bin',
+    LANG: 'C.UTF-8',
+    TZ: 'UTC',
+    HOME: '/tmp',
+    NODE_ENV: 'production',
+    NIMBUS_FUNCTION_NAME: msg.functionName,
+    NIMBUS_FUNCTION_VERSION: String(msg.version),
+    NIMBUS_FUNCTION_MEMORY_MB: String(msg.memoryMB),
+    NIMBUS_FUNCTION_TIMEOUT_MS: String(msg.timeoutMs),
+    AWS_LAMBDA_FUNCTION_NAME: msg.functionName,
+    AWS_LAMBDA_FUNCTION_VERSION: String(msg.version),
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(msg.memoryMB),
+  };
+}
+
+function start(stream: number, head: RequestHead): void {
+  const a: Active = { stream, requestId: head.requestId, body: new BodyQueue(), abort: new AbortController(), responded: false, waits: [] };
+  active.set(stream, a);
+  const hasBody = !(head.method === 'GET' || head.method === 'HEAD');
+  if (!hasBody) a.body.end();
+  const inv: Invocation = {
+    head,
+    signal: a.abort.signal,
+    body: a.body,
+    hasBody,
+    readBody: () => a.body.readAll(),
+    waitUntil: (p) => {
+      a.waits.push(Promise.resolve(p).catch((err) => console.error('waitUntil promise rejected:', err)));
+    },
+  };
+  requestContext.run({ requestId: head.requestId, stream }, () => {
+    void run(a, inv);
+  });
+}
+
+async function run(a: Active, inv: Invocation): Promise<void> {
+  try {
+    if (!fn) throw new ShimError('NIMBUS_LOAD_FAILED', 'no function loaded');
+    const result = await fn.invoke(inv);
+    await respond(a, result);
+  } catch (err) {
+    fail(a, err);
+  }
+  if (a.waits.length > 0) await Promise.allSettled(a.waits);
+  active.delete(a.stream);
+  send(encodeFrame(FrameType.DONE, a.stream));
+  if (draining && active.size === 0) process.exit(0);
+}
+
+async function respond(a: Active, result: InvocationResult): Promise<void> {
+  if (a.responded) return;
+  send(encodeJsonFrame(FrameType.RES_HEAD, a.stream, result.head));
+  const { body } = result;
+  if (body instanceof Buffer) sendBody(a.stream, body);
+  else if (body) {
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      if (a.responded) break;
+      sendBody(a.stream, chunk);
+    }
+  }
+  if (a.responded) return;
+  a.responded = true;
+  send(encodeFrame(FrameType.RES_END, a.stream));
+}
+
+function sendBody(stream: number, chunk: Uint8Array): void {
+  for (let off = 0; off < chunk.length; off += MAX_CHUNK_BYTES) {
+    send(encodeFrame(FrameType.RES_BODY, stream, chunk.subarray(off, off + MAX_CHUNK_BYTES)));
+  }
+}
+
+function fail(a: Active, err: unknown, code?: string): void {
+  const e = err instanceof Error ? err : new Error(inspect(err));
+  requestContext.run({ requestId: a.requestId, stream: a.stream }, () => {
+    console.error(code === 'NIMBUS_UNHANDLED_REJECTION' ? 'Unhandled promise rejection:' : 'Error:', e.stack ?? String(e));
+  });
+  if (a.responded) return;
+  a.responded = true;
+  send(
+    encodeJsonFrame(FrameType.RES_ERROR, a.stream, {
+      code: code ?? (err instanceof ShimError ? err.code : 'NIMBUS_FUNCTION_ERROR'),
+      message: e.message,
+      errorType: e.name,
+      stack: e.stack,
+    }),
+  );
+}
+
+// A stray rejection or exception fails the request it came from (or, when that cannot
+// be told, every request in flight) and the instance carries on serving.
+function failStray(err: unknown, code: string): void {
+  const ctx = requestContext.getStore();
+  const owner = ctx ? active.get(ctx.stream) : undefined;
+  const targets = owner ? [owner] : [...active.values()];
+  if (targets.length === 0) console.error(code === 'NIMBUS_UNHANDLED_REJECTION' ? 'Unhandled promise rejection:' : 'Uncaught exception:', err);
+  for (const a of targets) fail(a, err, code);
+}
+process.on('unhandledRejection', (reason) => failStray(reason, 'NIMBUS_UNHANDLED_REJECTION'));
+process.on('uncaughtException', (err) => failStray(err, 'NIMBUS_FUNCTION_ERROR'));
+
+process.on('SIGTERM', () => {
+  draining = true;
+  if (active.size === 0) process.exit(0);
+});
+
+send(encodeJsonFrame(FrameType.READY, 0, { pid: process.pid, runtime: 'node' }));

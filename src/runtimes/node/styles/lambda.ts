@@ -1,0 +1,142 @@
+import type { FunctionInfo, Invocation, InvocationResult, LoadedFunction } from '../invocation.js';
+import { headerPairs, isTextContentType } from '../invocation.js';
+
+type LambdaHandler = (event: unknown, context: LambdaContext, callback?: (err: unknown, result?: unknown) => void) => unknown;
+
+export interface LambdaContext {
+  awsRequestId: string;
+  functionName: string;
+  functionVersion: string;
+  memoryLimitInMB: string;
+  invokedFunctionArn: string;
+  logGroupName: string;
+  logStreamName: string;
+  callbackWaitsForEmptyEventLoop: boolean;
+  getRemainingTimeInMillis(): number;
+}
+
+/**
+ * AWS Lambda style: `export const handler = async (event, context) => result`, or the
+ * callback form `(event, context, callback)`. HTTP requests arrive as API Gateway
+ * payload format 2.0 events (as Lambda function URLs send them).
+ */
+export function loadLambda(handler: LambdaHandler, info: FunctionInfo): LoadedFunction {
+  const arn = `arn:aws:lambda:local:000000000000:function:${info.functionName}`;
+  return {
+    style: 'lambda',
+    async invoke(inv: Invocation): Promise<InvocationResult> {
+      const event = toEventV2(inv, await inv.readBody());
+      const context: LambdaContext = {
+        awsRequestId: inv.head.requestId,
+        functionName: info.functionName,
+        functionVersion: String(info.version),
+        memoryLimitInMB: String(info.memoryMB),
+        invokedFunctionArn: arn,
+        logGroupName: `/nimbus/${info.functionName}`,
+        logStreamName: `${info.version}/${process.pid}`,
+        callbackWaitsForEmptyEventLoop: true,
+        getRemainingTimeInMillis: () => Math.max(0, inv.head.deadline - Date.now()),
+      };
+      const result = handler.length >= 3 ? await callWithCallback(handler, event, context) : await handler(event, context);
+      return fromResultV2(result);
+    },
+  };
+}
+
+function callWithCallback(handler: LambdaHandler, event: unknown, context: LambdaContext): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const callback = (err: unknown, result?: unknown) => (err ? reject(err) : resolve(result));
+    try {
+      const returned = handler(event, context, callback);
+      if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(resolve, reject);
+    } catch (err) {
+      reject(err);
+    }
+  });
+}
+
+/** API Gateway HTTP API / function URL event, payload format 2.0. */
+export function toEventV2(inv: Invocation, body: Buffer): Record<string, unknown> {
+  const { head } = inv;
+  const q = head.path.indexOf('?');
+  const rawPath = q === -1 ? head.path : head.path.slice(0, q);
+  const rawQueryString = q === -1 ? '' : head.path.slice(q + 1);
+  const headers: Record<string, string> = {};
+  const cookies: string[] = [];
+  for (const [name, value] of headerPairs(head.headers)) {
+    if (name === 'cookie') {
+      for (const c of value.split(';')) if (c.trim()) cookies.push(c.trim());
+      continue;
+    }
+    headers[name] = name in headers ? `${headers[name]},${value}` : value;
+  }
+  const now = new Date();
+  const event: Record<string, unknown> = {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath,
+    rawQueryString,
+    headers,
+    requestContext: {
+      accountId: 'anonymous',
+      apiId: 'nimbus',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: (headers.host ?? 'localhost').split('.')[0],
+      http: { method: head.method, path: rawPath, protocol: head.protocol, sourceIp: head.sourceIp, userAgent: headers['user-agent'] ?? '' },
+      requestId: head.requestId,
+      routeKey: '$default',
+      stage: '$default',
+      time: formatApiGatewayTime(now),
+      timeEpoch: now.getTime(),
+    },
+    isBase64Encoded: false,
+  };
+  if (cookies.length > 0) event.cookies = cookies;
+  if (rawQueryString) {
+    const params: Record<string, string> = {};
+    for (const [k, v] of new URLSearchParams(rawQueryString)) params[k] = k in params ? `${params[k]},${v}` : v;
+    event.queryStringParameters = params;
+  }
+  if (body.length > 0) {
+    const text = isTextContentType(headers['content-type']);
+    event.body = text ? body.toString('utf8') : body.toString('base64');
+    event.isBase64Encoded = !text;
+  }
+  return event;
+}
+
+/** Maps a handler's result as API Gateway does for payload format 2.0. */
+export function fromResultV2(result: unknown): InvocationResult {
+  if (result !== null && typeof result === 'object' && 'statusCode' in result) {
+    const r = result as {
+      statusCode: unknown;
+      headers?: Record<string, unknown>;
+      multiValueHeaders?: Record<string, unknown[]>;
+      cookies?: string[];
+      body?: unknown;
+      isBase64Encoded?: boolean;
+    };
+    const headers: [string, string][] = [];
+    for (const [k, v] of Object.entries(r.headers ?? {})) if (v !== undefined && v !== null) headers.push([k.toLowerCase(), String(v)]);
+    for (const [k, vs] of Object.entries(r.multiValueHeaders ?? {})) for (const v of vs ?? []) headers.push([k.toLowerCase(), String(v)]);
+    for (const c of r.cookies ?? []) headers.push(['set-cookie', String(c)]);
+    const status = Number(r.statusCode);
+    let body: Buffer | null = null;
+    if (r.body !== undefined && r.body !== null) {
+      const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+      body = r.isBase64Encoded ? Buffer.from(text, 'base64') : Buffer.from(text);
+    }
+    return { head: { status: Number.isInteger(status) && status >= 100 && status <= 599 ? status : 500, headers }, body };
+  }
+  // Not a response object: API Gateway answers 200 with the value as a JSON body
+  // (a string is sent as it is).
+  const text = typeof result === 'string' ? result : JSON.stringify(result ?? null);
+  return { head: { status: 200, headers: [['content-type', 'application/json']] }, body: Buffer.from(text) };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+/** "12/Mar/2020:19:03:58 +0000", the format of requestContext.time. */
+function formatApiGatewayTime(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}

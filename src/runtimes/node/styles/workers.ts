@@ -1,0 +1,69 @@
+import { Readable } from 'node:stream';
+import type { FunctionInfo, Invocation, InvocationResult, LoadedFunction } from '../invocation.js';
+import { ShimError } from '../invocation.js';
+
+interface WorkersModule {
+  fetch(request: Request, env: Record<string, unknown>, ctx: ExecutionContext): Response | Promise<Response>;
+}
+
+interface ExecutionContext {
+  waitUntil(promise: Promise<unknown>): void;
+  passThroughOnException(): void;
+}
+
+/**
+ * The native Web-standard style (as in Cloudflare Workers):
+ * `export default { fetch(request, env, ctx) }`.
+ */
+export function loadWorkers(mod: WorkersModule, info: FunctionInfo): LoadedFunction {
+  const env = Object.freeze({ ...info.env });
+  return {
+    style: 'workers',
+    async invoke(inv: Invocation): Promise<InvocationResult> {
+      const host = findHeader(inv.head.headers, 'host') ?? 'localhost';
+      const url = `http://${host}${inv.head.path}`;
+      const method = inv.head.method;
+      const init: RequestInit & { duplex?: 'half' } = { method, headers: toHeaders(inv.head.headers), signal: inv.signal };
+      if (inv.hasBody && method !== 'GET' && method !== 'HEAD') {
+        init.body = Readable.toWeb(Readable.from(inv.body)) as ReadableStream<Uint8Array>;
+        init.duplex = 'half';
+      }
+      const request = new Request(url, init);
+      const ctx: ExecutionContext = { waitUntil: (p) => inv.waitUntil(p), passThroughOnException() {} };
+      const response = await mod.fetch(request, env, ctx);
+      if (!(response instanceof Response)) {
+        throw new ShimError('NIMBUS_INVALID_RESPONSE', `fetch() returned ${describe(response)} instead of a Response`);
+      }
+      const headers: [string, string][] = [];
+      response.headers.forEach((value, name) => {
+        if (name !== 'set-cookie') headers.push([name, value]);
+      });
+      for (const cookie of response.headers.getSetCookie()) headers.push(['set-cookie', cookie]);
+      const body = response.body ? (response.body as unknown as AsyncIterable<Uint8Array>) : null;
+      return { head: { status: response.status, headers }, body };
+    },
+  };
+}
+
+function toHeaders(raw: string[]): Headers {
+  const headers = new Headers();
+  for (let i = 0; i < raw.length; i += 2) {
+    try {
+      headers.append(raw[i], raw[i + 1]);
+    } catch {
+      // A header the Fetch standard forbids is dropped rather than failing the request.
+    }
+  }
+  return headers;
+}
+
+function findHeader(raw: string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].toLowerCase() === name) return raw[i + 1];
+  return undefined;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'Object'})`;
+  return typeof value;
+}

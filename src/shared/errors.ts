@@ -1,0 +1,77 @@
+/**
+ * Every error Nimbus reports carries a stable string code, an HTTP status for when it
+ * crosses HTTP, and a hint that tells the user what to do. docs/errors.md lists every
+ * code; test/errors-doc.test.ts keeps that list complete.
+ *
+ * @example
+ *   throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
+ */
+export const ERROR_CODES = {
+  NIMBUS_AUTH_REQUIRED: { status: 401, hint: 'send the admin token as "Authorization: Bearer <token>"; `nimbus up` printed where it is stored' },
+  NIMBUS_AUTH_INVALID: { status: 401, hint: 'the token does not match; read it again from <data-dir>/admin-token or NIMBUS_TOKEN' },
+  NIMBUS_NOT_FOUND: { status: 404, hint: 'check the path against docs/admin-api.md' },
+  NIMBUS_METHOD_NOT_ALLOWED: { status: 405, hint: 'check the method against docs/admin-api.md' },
+  NIMBUS_INVALID_NAME: { status: 400, hint: 'use 1-63 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"' },
+  NIMBUS_INVALID_MANIFEST: { status: 400, hint: 'fix the fields listed in details; docs/manifest.md describes each one' },
+  NIMBUS_NAME_MISMATCH: { status: 400, hint: 'make the manifest name match the name in the URL, or leave it out' },
+  NIMBUS_INVALID_BUNDLE: { status: 400, hint: 'upload a zip whose entries use relative paths without "..", built by `nimbus deploy`' },
+  NIMBUS_BUNDLE_TOO_LARGE: { status: 413, hint: 'keep the zip under 50 MB and its unpacked contents under 250 MB' },
+  NIMBUS_UNSUPPORTED_MEDIA_TYPE: { status: 415, hint: 'send the bundle with "Content-Type: application/zip"' },
+  NIMBUS_INVALID_REQUEST: { status: 400, hint: 'check the request against docs/admin-api.md' },
+  NIMBUS_FUNCTION_NOT_FOUND: { status: 404, hint: 'deploy it with `nimbus deploy`, or list functions with `nimbus ls`' },
+  NIMBUS_PAYLOAD_TOO_LARGE: { status: 413, hint: 'request bodies are limited to 6 MB; send large data by reference' },
+  NIMBUS_TOO_MANY_REQUESTS: { status: 429, hint: 'the function is at its scale.max with a full queue; retry after the Retry-After delay or raise scale.max' },
+  NIMBUS_SHUTTING_DOWN: { status: 503, hint: 'the platform is draining; retry against a running platform' },
+  NIMBUS_FUNCTION_TIMEOUT: { status: 504, hint: 'the function ran past its timeout; raise `timeout` in nimbus.yaml or make it faster' },
+  NIMBUS_MEMORY_LIMIT: { status: 502, hint: 'the instance used more than its memory limit; raise `memory` in nimbus.yaml or use less' },
+  NIMBUS_FUNCTION_ERROR: { status: 500, hint: 'the function threw; see `nimbus logs <name>` for the stack' },
+  NIMBUS_UNHANDLED_REJECTION: { status: 500, hint: 'a promise rejected with nobody handling it; await it or add .catch()' },
+  NIMBUS_INSTANCE_EXITED: { status: 502, hint: 'the instance process exited while handling the request (process.exit or a crash); see `nimbus logs <name>`' },
+  NIMBUS_INVALID_RESPONSE: { status: 502, hint: 'return a Response (Web-standard style) or {statusCode, headers, body} (Lambda style)' },
+  NIMBUS_LOAD_FAILED: { status: 502, hint: 'the function failed while loading; fix the error shown and redeploy' },
+  NIMBUS_HANDLER_NOT_FOUND: { status: 502, hint: 'export `default { fetch }` or the handler named in nimbus.yaml (e.g. handler: index.handler)' },
+  NIMBUS_BUILD_FAILED: { status: 400, hint: 'fix the build errors shown, then run `nimbus deploy` again' },
+  NIMBUS_ALREADY_RUNNING: { status: 409, hint: 'another `nimbus up` uses this data dir; stop it or pass a different --data-dir' },
+  NIMBUS_PLATFORM_UNREACHABLE: { status: 503, hint: 'start the platform with `nimbus up`, or point --url / NIMBUS_URL at a running one' },
+  NIMBUS_INVALID_ARGUMENT: { status: 400, hint: 'run `nimbus help <command>` for the accepted flags' },
+  NIMBUS_INTERNAL: { status: 500, hint: 'this is a bug in Nimbus; the platform log has details' },
+} as const satisfies Record<string, { status: number; hint: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class NimbusError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly hint: string;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'NimbusError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.hint = options.hint ?? ERROR_CODES[code].hint;
+    this.details = options.details;
+  }
+
+  toJSON(requestId?: string): ErrorBody {
+    const error: ErrorBody['error'] = { code: this.code, message: this.message, hint: this.hint };
+    if (this.details !== undefined) error.details = this.details;
+    if (requestId !== undefined) error.requestId = requestId;
+    return { error };
+  }
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; hint: string; details?: unknown; requestId?: string };
+}
+
+/** Maps anything thrown to a NimbusError; unknown errors become a bare NIMBUS_INTERNAL. */
+export function toNimbusError(err: unknown): NimbusError {
+  if (err instanceof NimbusError) return err;
+  return new NimbusError('NIMBUS_INTERNAL', 'internal error', { cause: err });
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}

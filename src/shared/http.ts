@@ -1,0 +1,52 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { NimbusError, toNimbusError } from './errors.js';
+
+export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
+
+/** Renders any error as the JSON error body with its status; unknown errors become a bare 500. */
+export function sendError(res: ServerResponse, err: unknown, requestId?: string): void {
+  const e = toNimbusError(err);
+  if (e.code === 'NIMBUS_INTERNAL' && !(err instanceof NimbusError)) console.error('nimbus: internal error', requestId ?? '', err);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(e.toJSON(requestId));
+  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  if (requestId) headers[REQUEST_ID_HEADER] = requestId;
+  if (e.status === 429 || e.status === 503) headers['retry-after'] = 1;
+  res.writeHead(e.status, headers);
+  res.end(body);
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown, extra: Record<string, string> = {}): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extra });
+  res.end(body);
+}
+
+/** Reads a whole request body, failing with 413 past the limit (checked on Content-Length first). */
+export function readBody(req: IncomingMessage, limit: number, code: 'NIMBUS_BUNDLE_TOO_LARGE' | 'NIMBUS_PAYLOAD_TOO_LARGE'): Promise<Buffer> {
+  const tooLarge = () => new NimbusError(code, `the request body is larger than ${limit} bytes`);
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) {
+    req.resume();
+    return Promise.reject(tooLarge());
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(tooLarge());
+        req.resume();
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,162 @@
+import Database from 'better-sqlite3';
+import type { FunctionConfig, FunctionRecord, LogEntry, Store, VersionRecord } from '../store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS functions (
+  name TEXT PRIMARY KEY,
+  latest_id INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  config TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS logs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  version INTEGER,
+  request_id TEXT,
+  stream TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  line TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_by_name ON logs (name, id);
+`;
+
+interface VersionRow {
+  id: number;
+  name: string;
+  version: number;
+  sha256: string;
+  config: string;
+  created_at: number;
+}
+interface FunctionRow extends VersionRow {
+  f_created_at: number;
+  f_updated_at: number;
+}
+interface LogRow {
+  id: number;
+  name: string;
+  version: number | null;
+  request_id: string | null;
+  stream: LogEntry['stream'];
+  ts: number;
+  line: string;
+}
+
+const toVersion = (r: VersionRow): VersionRecord => ({
+  id: r.id,
+  name: r.name,
+  version: r.version,
+  sha256: r.sha256,
+  config: JSON.parse(r.config) as FunctionConfig,
+  createdAt: r.created_at,
+});
+const toFunction = (r: FunctionRow): FunctionRecord => ({ name: r.name, createdAt: r.f_created_at, updatedAt: r.f_updated_at, latest: toVersion(r) });
+
+const FUNCTION_SELECT = `SELECT v.*, f.created_at AS f_created_at, f.updated_at AS f_updated_at
+  FROM functions f JOIN versions v ON v.id = f.latest_id`;
+
+/** The embedded store: one SQLite file in WAL mode. */
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #stmts;
+
+  constructor(file: string) {
+    this.#db = new Database(file);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#db.exec(SCHEMA);
+    const db = this.#db;
+    this.#stmts = {
+      getFunction: db.prepare<[string], FunctionRow>(`${FUNCTION_SELECT} WHERE f.name = ?`),
+      listFunctions: db.prepare<[], FunctionRow>(`${FUNCTION_SELECT} ORDER BY f.name`),
+      listVersions: db.prepare<[string], VersionRow>('SELECT * FROM versions WHERE name = ? ORDER BY version DESC'),
+      maxVersion: db.prepare<[string], { v: number | null }>('SELECT MAX(version) AS v FROM versions WHERE name = ?'),
+      insertVersion: db.prepare('INSERT INTO versions (name, version, sha256, config, created_at) VALUES (?, ?, ?, ?, ?)'),
+      upsertFunction: db.prepare(
+        `INSERT INTO functions (name, latest_id, created_at, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(name) DO UPDATE SET latest_id = excluded.latest_id, updated_at = excluded.updated_at`,
+      ),
+      deleteFunction: db.prepare('DELETE FROM functions WHERE name = ?'),
+      deleteVersions: db.prepare('DELETE FROM versions WHERE name = ?'),
+      deleteLogs: db.prepare('DELETE FROM logs WHERE name = ?'),
+      insertLog: db.prepare('INSERT INTO logs (name, version, request_id, stream, ts, line) VALUES (?, ?, ?, ?, ?, ?)'),
+      readLogs: db.prepare<[string, number, number], LogRow>(
+        'SELECT * FROM (SELECT * FROM logs WHERE name = ? AND id > ? ORDER BY id DESC LIMIT ?) ORDER BY id',
+      ),
+      readLogsByRequest: db.prepare<[string, number, string, number], LogRow>(
+        'SELECT * FROM (SELECT * FROM logs WHERE name = ? AND id > ? AND request_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id',
+      ),
+      logNames: db.prepare<[], { name: string }>('SELECT DISTINCT name FROM logs'),
+      pruneLogs: db.prepare('DELETE FROM logs WHERE name = ? AND id <= (SELECT id FROM logs WHERE name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
+    };
+  }
+
+  getFunction(name: string): FunctionRecord | undefined {
+    const row = this.#stmts.getFunction.get(name);
+    return row && toFunction(row);
+  }
+
+  listFunctions(): FunctionRecord[] {
+    return this.#stmts.listFunctions.all().map(toFunction);
+  }
+
+  listVersions(name: string): VersionRecord[] {
+    return this.#stmts.listVersions.all(name).map(toVersion);
+  }
+
+  deploy(name: string, sha256: string, config: FunctionConfig, now: number): { record: FunctionRecord; created: boolean } {
+    return this.#db
+      .transaction(() => {
+        const existing = this.getFunction(name);
+        if (existing && existing.latest.sha256 === sha256) return { record: existing, created: false };
+        const version = (this.#stmts.maxVersion.get(name)?.v ?? 0) + 1;
+        const { lastInsertRowid } = this.#stmts.insertVersion.run(name, version, sha256, JSON.stringify(config), now);
+        this.#stmts.upsertFunction.run(name, Number(lastInsertRowid), now, now);
+        return { record: this.getFunction(name) as FunctionRecord, created: true };
+      })
+      .immediate();
+  }
+
+  deleteFunction(name: string): boolean {
+    return this.#db.transaction(() => {
+      const { changes } = this.#stmts.deleteFunction.run(name);
+      this.#stmts.deleteVersions.run(name);
+      this.#stmts.deleteLogs.run(name);
+      return changes > 0;
+    })();
+  }
+
+  appendLogs(entries: LogEntry[]): void {
+    this.#db.transaction(() => {
+      for (const e of entries) {
+        const { lastInsertRowid } = this.#stmts.insertLog.run(e.name, e.version, e.requestId, e.stream, e.ts, e.line);
+        e.id = Number(lastInsertRowid);
+      }
+    })();
+  }
+
+  readLogs(name: string, opts: { afterId?: number; limit: number; requestId?: string }): LogEntry[] {
+    const rows = opts.requestId
+      ? this.#stmts.readLogsByRequest.all(name, opts.afterId ?? 0, opts.requestId, opts.limit)
+      : this.#stmts.readLogs.all(name, opts.afterId ?? 0, opts.limit);
+    return rows.map((r) => ({ id: r.id, name: r.name, version: r.version, requestId: r.request_id, stream: r.stream, ts: r.ts, line: r.line }));
+  }
+
+  pruneLogs(keepPerFunction: number): void {
+    for (const { name } of this.#stmts.logNames.all()) this.#stmts.pruneLogs.run(name, name, keepPerFunction);
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -1,0 +1,51 @@
+import type { Manifest } from '../config/manifest.js';
+
+/** A deployed version's configuration: the validated manifest plus the resolved entry. */
+export interface FunctionConfig extends Omit<Manifest, 'name'> {
+  entry: string;
+  exportName?: string;
+}
+
+export interface VersionRecord {
+  /** Unique across all functions and time (a removed and redeployed function never reuses it). */
+  id: number;
+  name: string;
+  version: number;
+  sha256: string;
+  config: FunctionConfig;
+  createdAt: number;
+}
+
+export interface FunctionRecord {
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  latest: VersionRecord;
+}
+
+export interface LogEntry {
+  id?: number;
+  name: string;
+  version: number | null;
+  requestId: string | null;
+  stream: 'stdout' | 'stderr' | 'system';
+  ts: number;
+  line: string;
+}
+
+/**
+ * Where the platform keeps its state. SQLite is the embedded default; PostgreSQL
+ * arrives with cluster mode and must pass the same contract tests.
+ */
+export interface Store {
+  getFunction(name: string): FunctionRecord | undefined;
+  listFunctions(): FunctionRecord[];
+  listVersions(name: string): VersionRecord[];
+  /** Creates a version unless the latest already has this sha256; moves latest to it. */
+  deploy(name: string, sha256: string, config: FunctionConfig, now: number): { record: FunctionRecord; created: boolean };
+  deleteFunction(name: string): boolean;
+  appendLogs(entries: LogEntry[]): void;
+  readLogs(name: string, opts: { afterId?: number; limit: number; requestId?: string }): LogEntry[];
+  pruneLogs(keepPerFunction: number): void;
+  close(): void;
+}
