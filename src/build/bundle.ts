@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { build, type Message } from 'esbuild';
+import { build, type Message, stop } from 'esbuild';
 import { zipSync } from 'fflate';
 import { parse as parseYaml } from 'yaml';
 import { resolveHandler, SOURCE_EXTENSIONS } from '../config/handler.js';
@@ -92,4 +92,9 @@ export async function buildFunction(dir: string, overrides: Record<string, unkno
 function formatMessage(m: Message): string {
   const where = m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ` : '';
   return `${where}${m.text}`;
+}
+
+/** Stops esbuild's background service process (it restarts on the next build). */
+export async function stopBuilder(): Promise<void> {
+  await stop();
 }

@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildFunction } from '../../build/bundle.js';
+import { buildFunction, stopBuilder } from '../../build/bundle.js';
 import { DEFAULT_ADMIN_PORT, DEFAULT_DATA_DIR, DEFAULT_GATEWAY_PORT, DEFAULT_HOST, DEFAULT_WARM_POOL_SIZE } from '../../config/defaults.js';
 import { Platform } from '../../platform.js';
 import { NimbusError, toNimbusError } from '../../shared/errors.js';
@@ -112,6 +112,7 @@ async function deployExamples(platform: Platform, quiet: boolean): Promise<Deplo
       out.push({ name: dir, error: e.code });
     }
   }
+  await stopBuilder();
   return out;
 }
 

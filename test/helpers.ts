@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, test } from 'node:test';
+import { buildFunction, stopBuilder } from '../src/build/bundle.js';
+import { Platform } from '../src/platform.js';
+
+export const REPO_ROOT = join(dirname(new URL(import.meta.url).pathname), '..', '..');
+export const CLI = join(REPO_ROOT, 'bin', 'nimbus.js');
+
+/** A temp folder removed when the test file ends. */
+export function tempDir(prefix = 'nimbus-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Writes a function folder: files by relative path, plus nimbus.yaml from `manifest`. */
+export function functionDir(files: Record<string, string>, manifest?: string): string {
+  const dir = tempDir('nimbus-fn-');
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  if (manifest !== undefined) writeFileSync(join(dir, 'nimbus.yaml'), manifest);
+  return dir;
+}
+
+export interface TestPlatform {
+  platform: Platform;
+  /** Calls the gateway. */
+  gw(path: string, init?: RequestInit): Promise<Response>;
+  /** Calls the admin API with the token (or the given headers). */
+  admin(method: string, path: string, body?: Uint8Array | string, headers?: Record<string, string>): Promise<Response>;
+  /** Builds a folder and uploads it through the admin API; returns the response body. */
+  deploy(dir: string, overrides?: Record<string, unknown>): Promise<{ created: boolean; function: { name: string; version: number; instances: { ready: number } } }>;
+  /** Deploys a one-file Web-standard or Lambda function from source text. */
+  deploySource(name: string, source: string, manifest?: string): Promise<void>;
+  functionInfo(name: string): Promise<{ version: number; instances: { ready: number; busy: number; coldStarts: number } }>;
+}
+
+const running = new Set<Platform>();
+
+/** Starts a platform on ports the OS picks with a temp data dir; stopped when the file ends. */
+export async function startPlatform(opts: { warmPoolSize?: number } = {}): Promise<TestPlatform> {
+  const dataDir = tempDir('nimbus-data-');
+  const platform = await Platform.start({ dataDir, host: '127.0.0.1', port: 0, adminPort: 0, warmPoolSize: opts.warmPoolSize ?? 1 });
+  running.add(platform);
+  after(() => platform.stop(2_000));
+  const admin = (method: string, path: string, body?: Uint8Array | string, headers?: Record<string, string>) =>
+    fetch(`${platform.adminUrl}${path}`, { method, body, headers: headers ?? { authorization: `Bearer ${platform.token}` } });
+  const deploy: TestPlatform['deploy'] = async (dir, overrides = {}) => {
+    const built = await buildFunction(dir, overrides);
+    const res = await admin('PUT', `/v1/functions/${built.manifest.name}`, built.zip, { authorization: `Bearer ${platform.token}`, 'content-type': 'application/zip' });
+    const body = (await res.json()) as Awaited<ReturnType<TestPlatform['deploy']>>;
+    assert.ok(res.status === 200 || res.status === 201, `deploy failed: ${res.status} ${JSON.stringify(body)}`);
+    return body;
+  };
+  return {
+    platform,
+    gw: (path, init) => fetch(`${platform.gatewayUrl}${path}`, init),
+    admin,
+    deploy,
+    async deploySource(name, source, manifest = '') {
+      await deploy(functionDir({ 'index.js': source }, `name: ${name}\n${manifest}`));
+    },
+    async functionInfo(name) {
+      const res = await admin('GET', `/v1/functions/${name}`);
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { function: Awaited<ReturnType<TestPlatform['functionInfo']>> }).function;
+    },
+  };
+}
+
+/** Pids of this process's live children (zombies excluded). */
+export function childPids(parent = process.pid): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === parent && fields[0] !== 'Z') pids.push(Number(entry));
+    } catch {
+      // Gone already.
+    }
+  }
+  return pids;
+}
+
+/**
+ * The last test of a file: stops every platform the file started, then fails if any
+ * child process (an instance, a shim, a CLI) is still alive.
+ */
+export function testNoLeakedChildren(): void {
+  test('no child process outlives the test file', async () => {
+    await Promise.all([...running].map((p) => p.stop(2_000)));
+    running.clear();
+    await stopBuilder();
+    // Children being reaped may take a moment to disappear from /proc.
+    const deadline = Date.now() + 3_000;
+    let left = childPids();
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = childPids();
+    }
+    assert.deepEqual(left, [], `child processes leaked: ${left.map((p) => `${p} ${safeCmdline(p)}`).join('; ')}`);
+  });
+}
+
+function safeCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ').slice(0, 200);
+  } catch {
+    return '';
+  }
+}
+
+/** Polls until check() is truthy or the deadline passes (for effects of real timers in other processes). */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 5_000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The environment for spawned CLI processes: without NODE_EXTRA_CA_CERTS, which slows every Node start. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_EXTRA_CA_CERTS;
+  delete env.NODE_OPTIONS;
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
