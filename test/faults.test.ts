@@ -77,7 +77,10 @@ describe('faults fail only their own requests', async () => {
     });
     assert.ok(logs.every((l) => l.stream === 'stderr'));
     const all = (await (await t.admin('GET', '/v1/functions/faulty/logs?limit=1000')).json()) as { logs: { line: string }[] };
-    assert.ok(all.logs.some((l) => l.line === 'about to exit'), 'a line logged right before process.exit is kept');
+    assert.ok(
+      all.logs.some((l) => l.line === 'about to exit'),
+      'a line logged right before process.exit is kept',
+    );
   });
 
   test('a function that fails to load reports its own error at first invoke', async () => {
@@ -99,24 +102,21 @@ describe('faults fail only their own requests', async () => {
     assert.equal(env.NIMBUS_FUNCTION_NAME, 'envcheck');
     assert.equal(env.NIMBUS_TEST_PLATFORM_SECRET, undefined);
     assert.equal(env.NODE_EXTRA_CA_CERTS, undefined);
-    assert.deepEqual(
-      Object.keys(env).sort(),
-      [
-        'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
-        'AWS_LAMBDA_FUNCTION_NAME',
-        'AWS_LAMBDA_FUNCTION_VERSION',
-        'HOME',
-        'LANG',
-        'MINE',
-        'NIMBUS_FUNCTION_MEMORY_MB',
-        'NIMBUS_FUNCTION_NAME',
-        'NIMBUS_FUNCTION_TIMEOUT_MS',
-        'NIMBUS_FUNCTION_VERSION',
-        'NODE_ENV',
-        'PATH',
-        'TZ',
-      ],
-    );
+    assert.deepEqual(Object.keys(env).sort(), [
+      'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+      'AWS_LAMBDA_FUNCTION_NAME',
+      'AWS_LAMBDA_FUNCTION_VERSION',
+      'HOME',
+      'LANG',
+      'MINE',
+      'NIMBUS_FUNCTION_MEMORY_MB',
+      'NIMBUS_FUNCTION_NAME',
+      'NIMBUS_FUNCTION_TIMEOUT_MS',
+      'NIMBUS_FUNCTION_VERSION',
+      'NODE_ENV',
+      'PATH',
+      'TZ',
+    ]);
   });
 
   test('instances cannot read the data dir, write files or start processes', async () => {

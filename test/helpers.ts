@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
@@ -34,7 +34,10 @@ export interface TestPlatform {
   /** Calls the admin API with the token (or the given headers). */
   admin(method: string, path: string, body?: Uint8Array | string, headers?: Record<string, string>): Promise<Response>;
   /** Builds a folder and uploads it through the admin API; returns the response body. */
-  deploy(dir: string, overrides?: Record<string, unknown>): Promise<{ created: boolean; function: { name: string; version: number; instances: { ready: number } } }>;
+  deploy(
+    dir: string,
+    overrides?: Record<string, unknown>,
+  ): Promise<{ created: boolean; function: { name: string; version: number; instances: { ready: number } } }>;
   /** Deploys a one-file Web-standard or Lambda function from source text. */
   deploySource(name: string, source: string, manifest?: string): Promise<void>;
   functionInfo(name: string): Promise<{ version: number; instances: { ready: number; busy: number; coldStarts: number } }>;
@@ -52,7 +55,10 @@ export async function startPlatform(opts: { warmPoolSize?: number } = {}): Promi
     fetch(`${platform.adminUrl}${path}`, { method, body, headers: headers ?? { authorization: `Bearer ${platform.token}` } });
   const deploy: TestPlatform['deploy'] = async (dir, overrides = {}) => {
     const built = await buildFunction(dir, overrides);
-    const res = await admin('PUT', `/v1/functions/${built.manifest.name}`, built.zip, { authorization: `Bearer ${platform.token}`, 'content-type': 'application/zip' });
+    const res = await admin('PUT', `/v1/functions/${built.manifest.name}`, built.zip, {
+      authorization: `Bearer ${platform.token}`,
+      'content-type': 'application/zip',
+    });
     const body = (await res.json()) as Awaited<ReturnType<TestPlatform['deploy']>>;
     assert.ok(res.status === 200 || res.status === 201, `deploy failed: ${res.status} ${JSON.stringify(body)}`);
     return body;
