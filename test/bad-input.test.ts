@@ -44,9 +44,9 @@ describe('bad input gets its documented status and code, and the platform keeps 
     });
     const error = await expectCode(await t.admin('PUT', '/v1/functions/badmanifest', zip, zipHeaders), 400, 'NIMBUS_INVALID_MANIFEST');
     const fields = (error.details as { field: string; value: unknown; message: string }[]).map((d) => d.field).sort();
-    assert.deepEqual(fields, ['(root)', 'memory', 'runtime', 'scale', 'scale.max', 'timeout']);
+    assert.deepEqual(fields, ['extra', 'memory', 'runtime', 'scale.concurency', 'scale.max', 'timeout']);
     assert.match(error.message, /memory: memory \(MB\) must be at least 128 \(got 64\)/);
-    assert.match(error.message, /"concurency"/);
+    assert.match(error.message, /scale\.concurency: unknown field; allowed here: min, max, concurrency, idleTimeout \(got 3\)/);
   });
 
   test('a handler that names no file → 400 NIMBUS_INVALID_MANIFEST', async () => {

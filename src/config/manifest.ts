@@ -43,7 +43,7 @@ function duration(field: string, minMs: number, maxMs: number) {
       ms = Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 's'];
     }
     if (!Number.isFinite(ms) || ms < minMs || ms > maxMs) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${field} must be between ${minMs / 1000}s and ${maxMs / 1000}s; got ${JSON.stringify(value)}` });
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${field} must be between ${minMs / 1000}s and ${maxMs / 1000}s` });
       return z.NEVER;
     }
     return Math.round(ms);
@@ -125,13 +125,16 @@ export interface ManifestProblem {
 export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest {
   const result = manifestSchema.safeParse(input ?? {});
   if (result.success) return deepFreeze(result.data);
-  const problems: ManifestProblem[] = result.error.issues.map((issue) => {
-    const field = issue.path.join('.') || '(root)';
-    const message =
-      issue.code === 'unrecognized_keys'
-        ? `unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; allowed: name, runtime, handler, env, memory, timeout, scale {min, max, concurrency, idleTimeout}`
-        : issue.message;
-    return { field, value: valueAt(input, issue.path), message };
+  const problems: ManifestProblem[] = result.error.issues.flatMap((issue): ManifestProblem[] => {
+    if (issue.code === 'unrecognized_keys') {
+      const allowed = issue.path.length === 0 ? 'name, runtime, handler, env, memory, timeout, scale' : 'min, max, concurrency, idleTimeout';
+      return issue.keys.map((key) => ({
+        field: [...issue.path, key].join('.'),
+        value: valueAt(input, [...issue.path, key]),
+        message: `unknown field; allowed here: ${allowed}`,
+      }));
+    }
+    return [{ field: issue.path.join('.') || '(root)', value: valueAt(input, issue.path), message: issue.message }];
   });
   const lines = problems.map((p) => `\n  - ${p.field}: ${p.message} (got ${JSON.stringify(p.value)})`).join('');
   throw new NimbusError('NIMBUS_INVALID_MANIFEST', `${source} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:${lines}`, {
