@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { INSTANCE_START_TIMEOUT_MS, INSTANCE_STOP_GRACE_MS, MAX_LOG_LINE_BYTES } from '../config/defaults.js';
 import { isErrorCode, NimbusError } from '../shared/errors.js';
 import type { InvocationErrorMessage, LoadErrorMessage, LoadMessage, RequestHead, ResponseHead } from './protocol/frames.js';
-import { encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from './protocol/frames.js';
+import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from './protocol/frames.js';
 
 export type InstanceState = 'starting' | 'generic' | 'loading' | 'ready' | 'stopping' | 'exited';
 export type KillReason = 'timeout' | 'memory' | 'removed' | 'shutdown';
@@ -62,6 +62,7 @@ export class Instance {
 
   readonly #proc: ChildProcess;
   readonly #socket: Socket;
+  readonly #send: (frame: Buffer) => void;
   readonly #streams = new Map<number, { sink: InvocationSink; responded: boolean }>();
   readonly #exited: Promise<void>;
   #nextStream = 1;
@@ -77,6 +78,7 @@ export class Instance {
       cwd: '/',
     });
     this.#socket = this.#proc.stdio[3] as Socket;
+    this.#send = corkedWriter(this.#socket);
     const decoder = new FrameDecoder((type, stream, payload) => this.#onFrame(type, stream, payload));
     this.#socket.on('data', (chunk: Buffer) => {
       try {
@@ -121,7 +123,7 @@ export class Instance {
   /** 3: specialises a generic instance; resolves with the detected style. */
   async load(msg: LoadMessage): Promise<string> {
     this.state = 'loading';
-    this.#socket.write(encodeJsonFrame(FrameType.LOAD, 0, msg));
+    this.#send(encodeJsonFrame(FrameType.LOAD, 0, msg));
     const { type, payload } = await this.#awaitControl(FrameType.LOADED, INSTANCE_START_TIMEOUT_MS, 'load');
     if (type === FrameType.LOAD_ERROR) {
       const e = JSON.parse(payload.toString('utf8')) as LoadErrorMessage;
@@ -142,16 +144,16 @@ export class Instance {
     }
     this.lastActive = Date.now();
     this.#streams.set(stream, { sink, responded: false });
-    this.#socket.write(encodeJsonFrame(FrameType.REQ_HEAD, stream, head));
+    this.#send(encodeJsonFrame(FrameType.REQ_HEAD, stream, head));
     return stream;
   }
 
   sendBody(stream: number, chunk: Buffer): void {
-    if (this.#streams.has(stream)) this.#socket.write(encodeFrame(FrameType.REQ_BODY, stream, chunk));
+    if (this.#streams.has(stream)) this.#send(encodeFrame(FrameType.REQ_BODY, stream, chunk));
   }
 
   endBody(stream: number): void {
-    if (this.#streams.has(stream)) this.#socket.write(encodeFrame(FrameType.REQ_END, stream));
+    if (this.#streams.has(stream)) this.#send(encodeFrame(FrameType.REQ_END, stream));
   }
 
   /** The client went away: tell the function, stop forwarding its response. */
@@ -159,7 +161,7 @@ export class Instance {
     const s = this.#streams.get(stream);
     if (!s || this.state === 'exited') return;
     s.responded = true;
-    this.#socket.write(encodeFrame(FrameType.CANCEL, stream));
+    this.#send(encodeFrame(FrameType.CANCEL, stream));
   }
 
   /** Resident memory in MB, read from /proc (0 when unknown). */

@@ -134,3 +134,23 @@ export interface InvocationErrorMessage {
   errorType?: string;
   stack?: string;
 }
+
+/**
+ * A frame writer that gathers every frame written in one tick into a single writev:
+ * a response is usually head + body + end + done, and one syscall beats four.
+ */
+export function corkedWriter(socket: { cork(): void; uncork(): void; write(chunk: Buffer): boolean }): (frame: Buffer) => void {
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  return (frame) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    socket.write(frame);
+  };
+}

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import type { LoadMessage, RequestHead } from '../../runtime/protocol/frames.js';
-import { encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from '../../runtime/protocol/frames.js';
+import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from '../../runtime/protocol/frames.js';
 import { loadStyle } from './detect.js';
 import type { Invocation, InvocationResult, LoadedFunction } from './invocation.js';
 import { BodyQueue, ShimError } from './invocation.js';
@@ -34,7 +34,7 @@ const active = new Map<number, Active>();
 let fn: LoadedFunction | undefined;
 let draining = false;
 
-const send = (frame: Buffer) => socket.write(frame);
+const send = corkedWriter(socket);
 
 const decoder = new FrameDecoder((type, stream, payload) => {
   switch (type) {
