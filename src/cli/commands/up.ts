@@ -45,6 +45,9 @@ Options:
     const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
     if (!Number.isInteger(warm) || warm < 0 || warm > 64)
       throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--warm-pool must be a whole number from 0 to 64; got ${JSON.stringify(values['warm-pool'])}`);
+    // One bad callback must not take every function down with it: log and carry on.
+    process.on('uncaughtException', (err) => process.stderr.write(`nimbus: uncaught error (the platform keeps running): ${err.stack ?? err}\n`));
+    process.on('unhandledRejection', (err) => process.stderr.write(`nimbus: unhandled rejection (the platform keeps running): ${String(err)}\n`));
     const platform = await Platform.start({
       dataDir: String(values['data-dir'] ?? process.env.NIMBUS_DATA_DIR ?? DEFAULT_DATA_DIR),
       host: String(values.host ?? DEFAULT_HOST),

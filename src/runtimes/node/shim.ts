@@ -79,6 +79,8 @@ async function load(msg: LoadMessage): Promise<void> {
   } catch (err) {
     const code = err instanceof ShimError ? err.code : 'NIMBUS_LOAD_FAILED';
     const e = err instanceof Error ? err : new Error(inspect(err));
+    // Into the function's logs too, so `nimbus logs` shows why it did not start.
+    console.error(`Function failed to load: ${e.stack ?? e.message}`);
     send(encodeJsonFrame(FrameType.LOAD_ERROR, 0, { code, message: `${e.name}: ${e.message}`, stack: e.stack }));
   }
 }
