@@ -172,11 +172,11 @@ describe('npm start equivalent: nimbus up --examples', async () => {
     const cwd = tempDir('nimbus-examples-');
     const { child, info } = await up(cwd, ['--examples']);
     const names = info.functions.map((f) => f.name).sort();
-    assert.ok(names.includes('hello') && names.includes('hello-lambda') && names.includes('echo'), names.join());
+    assert.ok(names.includes('greet') && names.includes('hello-lambda') && names.includes('echo'), names.join());
     for (const f of info.functions) {
       assert.ok(f.url, `example ${f.name} deployed`);
     }
-    const res = await fetch(`${info.gatewayUrl}/fn/hello?name=Ada`);
+    const res = await fetch(`${info.gatewayUrl}/fn/greet?name=Ada`);
     assert.deepEqual(await res.json(), { message: 'Hello, Ada!' });
     child.kill('SIGINT');
     assert.equal(await exited(child), 0);

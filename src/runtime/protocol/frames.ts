@@ -7,7 +7,7 @@
  * Stream 0 is the control stream (READY, LOAD, LOADED, LOAD_ERROR); every invocation
  * gets its own stream id so several run at once on one instance. Bodies travel as
  * chunks (REQ_BODY / RES_BODY) and are never buffered whole on the platform side.
- * See docs/architecture.md#protocol for the full sequence.
+ * docs/runtime.md describes the full sequence.
  */
 export const FrameType = {
   READY: 1,

@@ -1,4 +1,4 @@
-// Web-standard style: GET /fn/hello?name=Ada → {"message":"Hello, Ada!"}
+// Web-standard style: GET /fn/greet?name=Ada → {"message":"Hello, Ada!"}
 export default {
   async fetch(request: Request): Promise<Response> {
     const name = new URL(request.url).searchParams.get('name') ?? 'world';
