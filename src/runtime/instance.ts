@@ -91,9 +91,19 @@ export class Instance {
     this.#captureLines('stdout', opts);
     this.#captureLines('stderr', opts);
     this.#exited = new Promise((resolve) => {
-      this.#proc.once('exit', () => {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
         this.#onProcessExit();
         resolve();
+      };
+      this.#proc.once('exit', finish);
+      // A process that could not be spawned at all never emits 'exit'; the awaitControl
+      // racers listen for 'exit', so give them one.
+      this.#proc.once('error', (err) => {
+        this.#lastStderr = `spawn failed: ${err.message}`;
+        if (this.#proc.pid === undefined) this.#proc.emit('exit', null, null);
       });
     });
   }
