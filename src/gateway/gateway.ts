@@ -96,18 +96,7 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
     return;
   }
 
-  const sink: InvocationSink = {
-    head: (head) => writeHead(res, head, requestId),
-    body: (chunk) => res.write(chunk),
-    end: () => {
-      finish();
-      res.end();
-    },
-    error: (err) => {
-      finish();
-      sendError(res, err, requestId);
-    },
-  };
+  const sink = responseSink(res, requestId, req.method === 'HEAD', () => finish());
   const target = instance;
   stream = target.invoke(
     {
@@ -137,12 +126,57 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
   req.on('end', () => target.endBody(stream));
 }
 
-function writeHead(res: ServerResponse, head: ResponseHead, requestId: string): void {
+/**
+ * Writes an instance's response to the client. When the head, the body and the end
+ * arrive together (the usual case: the shim sends them in one write), the response
+ * goes out in one piece with a Content-Length; otherwise it streams, chunked.
+ */
+function responseSink(res: ServerResponse, requestId: string, isHead: boolean, finish: () => void): InvocationSink {
+  let head: ResponseHead | undefined;
+  let held: Buffer[] = [];
+  let streaming = false;
+  const startStreaming = () => {
+    if (streaming || !head || res.writableEnded) return;
+    streaming = true;
+    writeHead(res, head, requestId, undefined);
+    for (const chunk of held) res.write(chunk);
+    held = [];
+  };
+  return {
+    head(h) {
+      head = h;
+      queueMicrotask(startStreaming);
+    },
+    body(chunk) {
+      if (streaming) res.write(chunk);
+      else held.push(chunk);
+    },
+    end() {
+      finish();
+      if (streaming || !head) {
+        res.end();
+        return;
+      }
+      const body = held.length === 1 ? held[0] : Buffer.concat(held);
+      const bodiless = isHead || head.status === 204 || head.status === 304;
+      writeHead(res, head, requestId, bodiless ? undefined : body.length);
+      res.end(bodiless ? undefined : body);
+    },
+    error(err) {
+      finish();
+      sendError(res, err, requestId);
+    },
+  };
+}
+
+function writeHead(res: ServerResponse, head: ResponseHead, requestId: string, contentLength: number | undefined): void {
   const flat: string[] = [];
   for (const [name, value] of head.headers) {
     if (HOP_BY_HOP.has(name)) continue;
+    if (name === 'content-length') contentLength = undefined;
     flat.push(name, value);
   }
   flat.push(REQUEST_ID_HEADER, requestId);
+  if (contentLength !== undefined) flat.push('content-length', String(contentLength));
   res.writeHead(head.status, flat);
 }
