@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import { buildFunction } from '../../build/bundle.js';
 import { NimbusError } from '../../shared/errors.js';
 import type { Command, Values } from '../command.js';
@@ -73,6 +74,9 @@ Options:
     if (positionals.length > 1) throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `deploy takes one folder; got ${positionals.join(' ')}`);
     const dir = positionals[0] ?? '.';
     const json = values.json === true;
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `${dir} is not a folder; pass the folder that holds the function (and its nimbus.yaml)`);
+    }
     const target = findTarget(values);
     const started = Date.now();
     const built = await withProgress(`building ${dir}`, json, () => buildFunction(dir, overrides(values)));
