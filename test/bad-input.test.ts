@@ -37,6 +37,11 @@ describe('bad input gets its documented status and code, and the platform keeps 
     });
   }
 
+  test('a malformed %-escape in a name → 400 NIMBUS_INVALID_NAME, not a 500', async () => {
+    await expectCode(await t.gw('/fn/%E0%A4%A'), 400, 'NIMBUS_INVALID_NAME');
+    await expectCode(await t.admin('GET', '/v1/functions/%E0%A4%A'), 400, 'NIMBUS_INVALID_NAME');
+  });
+
   test('invalid manifest: every problem reported at once, naming field, value and what is allowed', async () => {
     const zip = zipSync({
       'index.mjs': enc(HELLO),

@@ -58,6 +58,29 @@ describe('faults fail only their own requests', async () => {
     });
   }
 
+  test('a timeout on a shared instance fails only the late request; the others finish', async () => {
+    await t.deploySource(
+      'shared',
+      `export default { async fetch(request) {
+        if (new URL(request.url).searchParams.has('hang')) await new Promise(() => {});
+        await new Promise((r) => setTimeout(r, 600));
+        return new Response('done ' + process.pid);
+      } };`,
+      'timeout: 1s\nscale:\n  concurrency: 4\n  max: 1\n',
+    );
+    const hung = t.gw('/fn/shared?hang=1');
+    await new Promise((r) => setTimeout(r, 600));
+    const slow = t.gw('/fn/shared');
+    await expectError(await hung, 504, 'NIMBUS_FUNCTION_TIMEOUT');
+    const ok = await slow;
+    assert.equal(ok.status, 200);
+    const firstPid = (await ok.text()).split(' ')[1];
+    // The drained instance is replaced: the next request runs in a new process.
+    const next = await t.gw('/fn/shared');
+    assert.equal(next.status, 200);
+    assert.notEqual((await next.text()).split(' ')[1], firstPid);
+  });
+
   test('a function stuck in a loop does not slow another function', async () => {
     const stuck = t.gw('/fn/faulty?fault=loop');
     const started = Date.now();

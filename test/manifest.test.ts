@@ -94,6 +94,9 @@ describe('handler resolution', () => {
   test('no handler: the first index file', () => {
     assert.deepEqual(resolveHandler(undefined, files('index.js', 'index.ts'), SOURCE_EXTENSIONS), { entry: 'index.ts' });
   });
+  test('a handler with an extension names a file, never an export', () => {
+    assert.throws(() => resolveHandler('index.js', files('index.ts'), SOURCE_EXTENSIONS), /handler "index.js" names no file.*did you mean "index.ts"/);
+  });
   test('a handler that names nothing is an error naming the handler', () => {
     assert.throws(() => resolveHandler('nope.handler', files('index.ts'), SOURCE_EXTENSIONS), /handler "nope.handler" names no file/);
     assert.throws(() => resolveHandler(undefined, files('main.ts'), SOURCE_EXTENSIONS), /no index file found/);

@@ -76,6 +76,20 @@ describe('deploy, invoke, redeploy, remove', async () => {
     assert.deepEqual(await res.json(), { hello: 'world' });
   });
 
+  test('Responses from fetch() are Responses, and can be returned as they are', async () => {
+    await t.deploySource(
+      'proxy',
+      `export default { async fetch(request) {
+        const upstream = await fetch(new URL(request.url).searchParams.get('to'));
+        if (!(upstream instanceof Response)) return new Response('not a Response', { status: 500 });
+        return upstream;
+      } };`,
+    );
+    const res = await t.gw(`/fn/proxy?to=${encodeURIComponent(`${t.platform.gatewayUrl}/fn/plain`)}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { hello: 'world' });
+  });
+
   test('request and response bodies stream through', async () => {
     await t.deploySource('echo', 'export default { fetch: (req) => new Response(req.body, { headers: { "content-type": "application/octet-stream" } }) };');
     const payload = Buffer.alloc(3 * 1024 * 1024, 7);

@@ -28,7 +28,7 @@ export function readManifestFile(dir: string): { source: string; data: Record<st
     }
     return { source: name, data: (data ?? {}) as Record<string, unknown> };
   }
-  return { source: 'flags', data: {} };
+  return { source: 'the deploy flags (no nimbus.yaml found)', data: {} };
 }
 
 export interface BuiltFunction {
@@ -53,7 +53,7 @@ export async function buildFunction(dir: string, overrides: Record<string, unkno
   if (data.env && overrides.env) merged.env = { ...(data.env as object), ...(overrides.env as object) };
   const manifest = parseManifest(merged, source);
   const name = manifest.name ?? (root.split('/').pop() as string);
-  if (!manifest.name) parseManifest({ ...merged, name }, `the folder name (set name in ${source})`);
+  if (!manifest.name) parseManifest({ ...merged, name }, 'the folder name (set name: in nimbus.yaml or pass --name)');
   const { entry, exportName } = resolveHandler(manifest.handler, (p) => existsSync(join(root, p)), SOURCE_EXTENSIONS);
 
   const result = await build({

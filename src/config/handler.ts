@@ -27,7 +27,16 @@ export function resolveHandler(handler: string | undefined, exists: (path: strin
       details: [{ field: 'handler', value: handler, message: 'set handler, e.g. "index.ts" or "index.handler"' }],
     });
   }
-  if (exists(handler) && extensions.some((ext) => handler.endsWith(ext))) return { entry: handler };
+  const fileExt = extensions.find((ext) => handler.endsWith(ext));
+  if (fileExt && exists(handler)) return { entry: handler };
+  if (fileExt) {
+    // "index.js" with only index.ts present is a missing file, not export "js" of index.
+    const stem = handler.slice(0, -fileExt.length);
+    const near = extensions.map((ext) => stem + ext).find(exists);
+    throw new NimbusError('NIMBUS_INVALID_MANIFEST', `handler "${handler}" names no file in the function folder${near ? `; did you mean "${near}"?` : ''}`, {
+      details: [{ field: 'handler', value: handler, message: near ? `the folder has ${near}` : 'no such file' }],
+    });
+  }
   const dot = handler.lastIndexOf('.');
   if (dot > 0) {
     const base = handler.slice(0, dot);

@@ -19,9 +19,23 @@ export const FUNCTION_NAME_PATTERN = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export function validateFunctionName(name: unknown): string {
   if (typeof name !== 'string' || !FUNCTION_NAME_PATTERN.test(name)) {
     const shown = typeof name === 'string' ? JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name) : String(name);
-    throw new NimbusError('NIMBUS_INVALID_NAME', `invalid function name ${shown}`);
+    throw new NimbusError(
+      'NIMBUS_INVALID_NAME',
+      `invalid function name ${shown}: use 1-63 of a-z, 0-9 and "-", starting with a letter and not ending with "-"`,
+    );
   }
   return name;
+}
+
+/** Decodes a function name taken from a URL path and validates it; bad escapes are a bad name. */
+export function functionNameFromPath(segment: string): string {
+  let name: string;
+  try {
+    name = decodeURIComponent(segment);
+  } catch {
+    throw new NimbusError('NIMBUS_INVALID_NAME', `invalid function name ${JSON.stringify(segment.slice(0, 80))} (malformed %-escape)`);
+  }
+  return validateFunctionName(name);
 }
 
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
@@ -36,7 +50,7 @@ function duration(field: string, minMs: number, maxMs: number) {
       if (!match) {
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
-          message: `${field} must be seconds or a duration such as "500ms", "30s", "5m"; got ${JSON.stringify(value)}`,
+          message: `${field} must be seconds or a duration such as "500ms", "30s", "5m"`,
         });
         return z.NEVER;
       }
@@ -52,26 +66,28 @@ function duration(field: string, minMs: number, maxMs: number) {
 
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-const envSchema = z.record(z.union([z.string(), z.number(), z.boolean()])).transform((env, ctx) => {
-  const out: Record<string, string> = {};
-  let bytes = 0;
-  for (const [key, value] of Object.entries(env)) {
-    if (!ENV_KEY.test(key)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} must match ${ENV_KEY}` });
-      continue;
+const envSchema = z
+  .record(z.union([z.string(), z.number(), z.boolean()], { errorMap: () => ({ message: 'env values must be strings, numbers or booleans' }) }))
+  .transform((env, ctx) => {
+    const out: Record<string, string> = {};
+    let bytes = 0;
+    for (const [key, value] of Object.entries(env)) {
+      if (!ENV_KEY.test(key)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} must match ${ENV_KEY}` });
+        continue;
+      }
+      if (key.startsWith('NIMBUS_')) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} uses the reserved prefix NIMBUS_` });
+        continue;
+      }
+      out[key] = String(value);
+      bytes += Buffer.byteLength(key) + Buffer.byteLength(out[key]);
     }
-    if (key.startsWith('NIMBUS_')) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} uses the reserved prefix NIMBUS_` });
-      continue;
+    if (bytes > MAX_ENV_BYTES) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `env holds ${bytes} bytes; at most ${MAX_ENV_BYTES} are allowed` });
     }
-    out[key] = String(value);
-    bytes += Buffer.byteLength(key) + Buffer.byteLength(out[key]);
-  }
-  if (bytes > MAX_ENV_BYTES) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `env holds ${bytes} bytes; at most ${MAX_ENV_BYTES} are allowed` });
-  }
-  return out;
-});
+    return out;
+  });
 
 const int = (field: string, min: number, max: number) =>
   z

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { MAX_BUNDLE_BYTES } from '../config/defaults.js';
-import { validateFunctionName } from '../config/manifest.js';
+import { functionNameFromPath } from '../config/manifest.js';
 import type { RuntimeManager } from '../runtime/manager.js';
 import { NimbusError } from '../shared/errors.js';
 import { readBody, sendError, sendJson } from '../shared/http.js';
@@ -59,7 +59,7 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
     allow(method, ['GET']);
     return sendJson(res, 200, { functions: deps.store.listFunctions().map((f) => view(deps, f)) });
   }
-  const name = validateFunctionName(decodeURIComponent(parts[2]));
+  const name = functionNameFromPath(parts[2]);
   if (parts.length === 3) {
     allow(method, ['GET', 'PUT', 'DELETE']);
     if (method === 'PUT') return deploy(deps, name, req, res);

@@ -26,7 +26,12 @@ export class FunctionRegistry {
     this.#store = store;
     this.#artifacts = artifacts;
     this.#runtime = runtime;
-    for (const record of store.listFunctions()) this.#specs.set(record.name, this.#toSpec(record));
+    for (const record of store.listFunctions()) {
+      const spec = this.#toSpec(record);
+      this.#specs.set(record.name, spec);
+      // Functions with scale.min > 0 are warm again after a restart.
+      if (spec.scale.min > 0) runtime.pool(spec);
+    }
   }
 
   /** The spec of a function's latest version, or undefined. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { MAX_REQUEST_BODY_BYTES } from '../config/defaults.js';
-import { FUNCTION_NAME_PATTERN } from '../config/manifest.js';
+import { functionNameFromPath } from '../config/manifest.js';
 import type { FunctionRegistry } from '../control/registry.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import type { Instance, InvocationSink } from '../runtime/instance.js';
@@ -42,8 +42,7 @@ function route(deps: GatewayDeps, req: IncomingMessage, res: ServerResponse, req
   const slash = url.indexOf('/', 4);
   const query = url.indexOf('?', 4);
   const end = slash === -1 ? (query === -1 ? url.length : query) : query !== -1 && query < slash ? query : slash;
-  const name = decodeURIComponent(url.slice(4, end));
-  if (!FUNCTION_NAME_PATTERN.test(name)) throw new NimbusError('NIMBUS_INVALID_NAME', `invalid function name ${JSON.stringify(name.slice(0, 80))}`);
+  const name = functionNameFromPath(url.slice(4, end));
   const spec = deps.registry.spec(name);
   if (!spec) throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
   if (deps.isDraining()) throw new NimbusError('NIMBUS_SHUTTING_DOWN', 'the platform is shutting down');
@@ -71,7 +70,7 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
     if (finished) return;
     // Past the deadline: a request still waiting for an instance gives up; one that is
     // running takes its instance down with it (the function may be stuck in a loop).
-    if (instance) instance.kill('timeout');
+    if (instance) instance.timeOut(stream, spec.timeoutMs);
     else waiting.abort(new NimbusError('NIMBUS_FUNCTION_TIMEOUT', `function "${spec.name}" did not start within its ${spec.timeoutMs} ms timeout`));
   }, spec.timeoutMs);
 

@@ -48,8 +48,11 @@ export class FunctionPool {
     return this.#instances;
   }
 
+  /** Instances that count against scale.max: starting and serving, not draining. */
   get size(): number {
-    return this.#instances.size + this.#starting;
+    let serving = 0;
+    for (const i of this.#instances) if (i.state !== 'draining') serving++;
+    return serving + this.#starting;
   }
 
   /** Takes one slot; the caller must end it with an invocation (DONE) or release(). */
@@ -168,6 +171,12 @@ export class FunctionPool {
 
   #slotFreed(instance: Instance): void {
     this.#dispatch();
+    if (instance.state === 'draining') {
+      if (instance.busy === 0) void this.#stop(instance);
+      // Its capacity is gone: waiting requests may need a replacement.
+      this.#scaleUp();
+      return;
+    }
     if (this.#retired && instance.busy === 0) {
       void this.#stop(instance);
       return;

@@ -18,7 +18,7 @@ import { isErrorCode, NimbusError } from '../shared/errors.js';
 import type { InvocationErrorMessage, LoadErrorMessage, LoadMessage, RequestHead, ResponseHead } from './protocol/frames.js';
 import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from './protocol/frames.js';
 
-export type InstanceState = 'starting' | 'generic' | 'loading' | 'ready' | 'stopping' | 'exited';
+export type InstanceState = 'starting' | 'generic' | 'loading' | 'ready' | 'draining' | 'stopping' | 'exited';
 export type KillReason = 'timeout' | 'memory' | 'removed' | 'shutdown';
 
 /** Receives one invocation's response as it streams back. */
@@ -138,7 +138,8 @@ export class Instance {
     if (type === FrameType.LOAD_ERROR) {
       const e = JSON.parse(payload.toString('utf8')) as LoadErrorMessage;
       const code = isErrorCode(e.code) ? e.code : 'NIMBUS_LOAD_FAILED';
-      throw new NimbusError(code, `function "${msg.functionName}" failed to load: ${e.message}`, { details: { stack: e.stack } });
+      // The stack (with platform paths) goes to the function's logs, not to the caller.
+      throw new NimbusError(code, `function "${msg.functionName}" failed to load: ${e.message}`);
     }
     this.style = (JSON.parse(payload.toString('utf8')) as { style: string }).style;
     this.state = 'ready';
@@ -181,6 +182,30 @@ export class Instance {
       return (Number(statm.split(' ')[1]) * PAGE_BYTES) / 1_048_576;
     } catch {
       return 0;
+    }
+  }
+
+  /**
+   * One request ran past its deadline. Alone on the instance, it takes the instance down
+   * (it may be stuck in a loop). Sharing it, that request gets its 504 now, the instance
+   * takes no new work, and it exits once the others finish, or after graceMs at most.
+   */
+  timeOut(stream: number, graceMs: number): void {
+    if (this.state === 'exited' || this.state === 'stopping') return;
+    if (this.busy <= 1) {
+      this.kill('timeout');
+      return;
+    }
+    const s = this.#streams.get(stream);
+    if (s && !s.responded) {
+      s.responded = true;
+      s.sink.error(exitError('timeout', null, null));
+      this.#send(encodeFrame(FrameType.CANCEL, stream));
+    }
+    if (this.state === 'ready') {
+      this.state = 'draining';
+      setTimeout(() => this.kill('timeout'), graceMs).unref();
+      this.onSlotFree(this);
     }
   }
 

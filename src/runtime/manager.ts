@@ -79,7 +79,7 @@ export class RuntimeManager {
 
   #checkMemory(): void {
     for (const instance of this.instances()) {
-      if (instance.state === 'ready' && instance.residentMB() > instance.memoryMB) instance.kill('memory');
+      if ((instance.state === 'ready' || instance.state === 'draining') && instance.residentMB() > instance.memoryMB) instance.kill('memory');
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RETRY_AFTER_S } from '../config/defaults.js';
 import { NimbusError, toNimbusError } from './errors.js';
 
 export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
@@ -14,7 +15,7 @@ export function sendError(res: ServerResponse, err: unknown, requestId?: string)
   const body = JSON.stringify(e.toJSON(requestId));
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
   if (requestId) headers[REQUEST_ID_HEADER] = requestId;
-  if (e.status === 429 || e.status === 503) headers['retry-after'] = 1;
+  if (e.status === 429 || e.status === 503) headers['retry-after'] = RETRY_AFTER_S;
   res.writeHead(e.status, headers);
   res.end(body);
 }

@@ -43,7 +43,7 @@ Options:
     if (!path.startsWith('/')) path = `/${path}`;
     let res: Response;
     try {
-      res = await fetch(`${info.gatewayUrl}/fn/${encodeURIComponent(name)}${path}`, { method, headers, body });
+      res = await fetch(`${info.gatewayUrl}/fn/${encodeURIComponent(name)}${path}`, { method, headers, body, redirect: 'manual' });
     } catch (err) {
       throw new NimbusError('NIMBUS_PLATFORM_UNREACHABLE', `cannot reach the gateway at ${info.gatewayUrl} (${(err as Error).message})`);
     }

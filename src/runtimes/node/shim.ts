@@ -131,7 +131,15 @@ async function run(a: Active, inv: Invocation): Promise<void> {
   } catch (err) {
     fail(a, err);
   }
-  if (a.waits.length > 0) await Promise.allSettled(a.waits);
+  if (a.waits.length > 0) {
+    // waitUntil work may run to the request's deadline, not beyond: the slot must free up.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, inv.head.deadline - Date.now()));
+    });
+    await Promise.race([Promise.allSettled(a.waits), deadline]);
+    clearTimeout(timer);
+  }
   active.delete(a.stream);
   send(encodeFrame(FrameType.DONE, a.stream));
   if (draining && active.size === 0) process.exit(0);
@@ -162,7 +170,8 @@ function sendBody(stream: number, chunk: Uint8Array): void {
 function fail(a: Active, err: unknown, code?: string): void {
   const e = err instanceof Error ? err : new Error(inspect(err));
   requestContext.run({ requestId: a.requestId, stream: a.stream }, () => {
-    console.error(code === 'NIMBUS_UNHANDLED_REJECTION' ? 'Unhandled promise rejection:' : 'Error:', e.stack ?? String(e));
+    if (code === 'NIMBUS_UNHANDLED_REJECTION') console.error('Unhandled promise rejection:', e.stack ?? String(e));
+    else console.error(e.stack ?? String(e));
   });
   if (a.responded) return;
   a.responded = true;

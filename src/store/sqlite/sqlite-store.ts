@@ -90,11 +90,13 @@ export class SqliteStore implements Store {
       deleteVersions: db.prepare('DELETE FROM versions WHERE name = ?'),
       deleteLogs: db.prepare('DELETE FROM logs WHERE name = ?'),
       insertLog: db.prepare('INSERT INTO logs (name, version, request_id, stream, ts, line) VALUES (?, ?, ?, ?, ?, ?)'),
-      readLogs: db.prepare<[string, number, number], LogRow>(
-        'SELECT * FROM (SELECT * FROM logs WHERE name = ? AND id > ? ORDER BY id DESC LIMIT ?) ORDER BY id',
+      // Without a cursor: the newest lines (a tail). With one: the next lines after it, oldest
+      // first, so paging with `after` never skips a line.
+      tailLogs: db.prepare<[string, string | null, string | null, number], LogRow>(
+        'SELECT * FROM (SELECT * FROM logs WHERE name = ? AND (? IS NULL OR request_id = ?) ORDER BY id DESC LIMIT ?) ORDER BY id',
       ),
-      readLogsByRequest: db.prepare<[string, number, string, number], LogRow>(
-        'SELECT * FROM (SELECT * FROM logs WHERE name = ? AND id > ? AND request_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id',
+      pageLogs: db.prepare<[string, number, string | null, string | null, number], LogRow>(
+        'SELECT * FROM logs WHERE name = ? AND id > ? AND (? IS NULL OR request_id = ?) ORDER BY id LIMIT ?',
       ),
       logNames: db.prepare<[], { name: string }>('SELECT DISTINCT name FROM logs'),
       pruneLogs: db.prepare('DELETE FROM logs WHERE name = ? AND id <= (SELECT id FROM logs WHERE name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
@@ -146,9 +148,8 @@ export class SqliteStore implements Store {
   }
 
   readLogs(name: string, opts: { afterId?: number; limit: number; requestId?: string }): LogEntry[] {
-    const rows = opts.requestId
-      ? this.#stmts.readLogsByRequest.all(name, opts.afterId ?? 0, opts.requestId, opts.limit)
-      : this.#stmts.readLogs.all(name, opts.afterId ?? 0, opts.limit);
+    const rid = opts.requestId ?? null;
+    const rows = opts.afterId ? this.#stmts.pageLogs.all(name, opts.afterId, rid, rid, opts.limit) : this.#stmts.tailLogs.all(name, rid, rid, opts.limit);
     return rows.map((r) => ({ id: r.id, name: r.name, version: r.version, requestId: r.request_id, stream: r.stream, ts: r.ts, line: r.line }));
   }
 

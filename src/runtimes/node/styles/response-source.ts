@@ -17,6 +17,11 @@ class SourceResponse extends NativeResponse {
     this[SOURCE] = body;
   }
 
+  // Responses from fetch(), clone() or Response.error() are Responses too.
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof NativeResponse;
+  }
+
   static override json(data: unknown, init: ResponseInit = {}): Response {
     const headers = new Headers(init.headers);
     if (!headers.has('content-type')) headers.set('content-type', 'application/json');
