@@ -25,6 +25,8 @@ export const MAX_QUEUED_REQUESTS_PER_FUNCTION = 1_000;
 export const RETRY_AFTER_S = 1;
 /** Pre-started generic Node shims kept ready for the default memory size. */
 export const DEFAULT_WARM_POOL_SIZE = 2;
+/** Wait after taking a pre-started instance before starting its replacement. */
+export const WARM_POOL_REFILL_DELAY_MS = 100;
 export const INSTANCE_START_TIMEOUT_MS = 10_000;
 export const INSTANCE_STOP_GRACE_MS = 2_000;
 export const MEMORY_CHECK_INTERVAL_MS = 250;

@@ -1,3 +1,4 @@
+import { WARM_POOL_REFILL_DELAY_MS as REFILL_DELAY_MS } from '../config/defaults.js';
 import type { Instance } from './instance.js';
 import type { InstanceLauncher } from './launcher.js';
 
@@ -52,7 +53,9 @@ export class WarmPool {
   async take(memoryMB: number): Promise<Instance> {
     if (memoryMB === this.#memoryMB) {
       const instance = this.#idle.shift();
-      this.fill();
+      // Refill a moment later: starting a Node process takes a core for tens of
+      // milliseconds, which would otherwise slow the cold start it is replacing.
+      setTimeout(() => this.fill(), REFILL_DELAY_MS).unref();
       if (instance) {
         instance.onExit = () => {};
         return instance;

@@ -202,4 +202,27 @@ process.on('SIGTERM', () => {
   if (active.size === 0) process.exit(0);
 });
 
-send(encodeJsonFrame(FrameType.READY, 0, { pid: process.pid, runtime: 'node' }));
+/**
+ * Pays the one-time costs before saying READY, while the instance is still generic:
+ * Node builds fetch's Request/Response/Headers and web streams lazily on first use,
+ * which would otherwise land on a function's first request.
+ */
+async function warmUp(): Promise<void> {
+  const request = new Request('http://localhost/warm-up', {
+    method: 'POST',
+    headers: new Headers({ a: 'b' }),
+    body: ReadableStream.from([Buffer.from('x')]),
+    duplex: 'half',
+  } as RequestInit);
+  await request.text();
+  const response = new Response('warm', { headers: { 'content-type': 'text/plain' } });
+  response.headers.forEach(() => {});
+  for await (const _ of response.body as unknown as AsyncIterable<Uint8Array>) {
+    // Drain.
+  }
+  await Response.json({ warm: true }).arrayBuffer();
+}
+
+void warmUp()
+  .catch(() => {})
+  .then(() => send(encodeJsonFrame(FrameType.READY, 0, { pid: process.pid, runtime: 'node' })));
