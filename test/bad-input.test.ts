@@ -124,7 +124,9 @@ describe('bad input gets its documented status and code, and the platform keeps 
 
   test('bad admin requests: unknown route 404, wrong method 405, bad query 400', async () => {
     await expectCode(await t.admin('GET', '/v1/nothing'), 404, 'NIMBUS_NOT_FOUND');
-    await expectCode(await t.admin('POST', '/v1/functions'), 405, 'NIMBUS_METHOD_NOT_ALLOWED');
+    const post = await t.admin('POST', '/v1/functions');
+    assert.equal(post.headers.get('allow'), 'GET');
+    await expectCode(post, 405, 'NIMBUS_METHOD_NOT_ALLOWED');
     await expectCode(await t.admin('GET', '/v1/functions/canary/logs?limit=-1'), 400, 'NIMBUS_INVALID_REQUEST');
   });
 

@@ -180,6 +180,24 @@ describe('scaling', async () => {
     assert.ok((await t.functionInfo('wide')).instances.ready <= 3);
   });
 
+  test('requests waiting for a version that a deploy replaces are served by the new one', async () => {
+    const dir = functionDir(
+      { 'index.js': 'export default { async fetch() { await new Promise(r => setTimeout(r, 400)); return new Response(process.env.V); } };' },
+      'name: handover\nscale:\n  concurrency: 1\n  max: 1\n',
+    );
+    await t.deploy(dir, { env: { V: 'one' } });
+    const first = t.gw('/fn/handover');
+    await new Promise((r) => setTimeout(r, 100));
+    const second = t.gw('/fn/handover'); // waits: the only instance is busy
+    await new Promise((r) => setTimeout(r, 100));
+    await t.deploy(dir, { env: { V: 'two' } });
+    const [a, b] = await Promise.all([first, second]);
+    assert.equal(a.status, 200);
+    assert.equal(await a.text(), 'one');
+    assert.equal(b.status, 200);
+    assert.equal(await b.text(), 'two');
+  });
+
   test('scale.min keeps instances warm from deploy on', async () => {
     await t.deploySource('warm', 'export default { fetch: () => new Response("ok") };', 'scale:\n  min: 1\n  idleTimeout: 100ms\n');
     await eventually(async () => (await t.functionInfo('warm')).instances.ready === 1, 5_000, 'warm-up to min');

@@ -79,7 +79,8 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
 }
 
 function allow(method: string, methods: string[]): void {
-  if (!methods.includes(method)) throw new NimbusError('NIMBUS_METHOD_NOT_ALLOWED', `${method} is not allowed here; use ${methods.join(', ')}`);
+  if (!methods.includes(method))
+    throw new NimbusError('NIMBUS_METHOD_NOT_ALLOWED', `${method} is not allowed here; use ${methods.join(', ')}`, { headers: { allow: methods.join(', ') } });
 }
 
 function found(deps: AdminDeps, name: string): FunctionRecord {

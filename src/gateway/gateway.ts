@@ -56,7 +56,7 @@ function route(deps: GatewayDeps, req: IncomingMessage, res: ServerResponse, req
 }
 
 async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessage, res: ServerResponse, requestId: string, path: string): Promise<void> {
-  const pool = deps.runtime.pool(spec);
+  let pool = deps.runtime.pool(spec);
   const deadline = Date.now() + spec.timeoutMs;
   const waiting = new AbortController();
   let instance: Instance | undefined;
@@ -82,7 +82,15 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
   });
 
   try {
-    instance = await pool.acquire(waiting.signal);
+    try {
+      instance = await pool.acquire(waiting.signal);
+    } catch (err) {
+      // A deploy replaced the version this request was waiting for: wait for the new one.
+      const next = deps.registry.spec(spec.name);
+      if (finished || deps.isDraining() || !next || next.key === spec.key || (err as NimbusError).code !== 'NIMBUS_SHUTTING_DOWN') throw err;
+      pool = deps.runtime.pool(next);
+      instance = await pool.acquire(waiting.signal);
+    }
   } catch (err) {
     if (!finished) {
       finish();

@@ -44,14 +44,17 @@ export class NimbusError extends Error {
   readonly status: number;
   readonly hint: string;
   readonly details: unknown;
+  /** Extra response headers when this error crosses HTTP (e.g. Allow on a 405). */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, message: string, options: { details?: unknown; hint?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; hint?: string; cause?: unknown; headers?: Record<string, string> } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'NimbusError';
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.hint = options.hint ?? ERROR_CODES[code].hint;
     this.details = options.details;
+    this.headers = options.headers ?? {};
   }
 
   toJSON(requestId?: string): ErrorBody {

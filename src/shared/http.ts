@@ -16,6 +16,7 @@ export function sendError(res: ServerResponse, err: unknown, requestId?: string)
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
   if (requestId) headers[REQUEST_ID_HEADER] = requestId;
   if (e.status === 429 || e.status === 503) headers['retry-after'] = RETRY_AFTER_S;
+  Object.assign(headers, e.headers);
   res.writeHead(e.status, headers);
   res.end(body);
 }
