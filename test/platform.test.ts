@@ -90,6 +90,26 @@ describe('deploy, invoke, redeploy, remove', async () => {
     assert.deepEqual(await res.json(), { hello: 'world' });
   });
 
+  test('request.signal aborts when the client goes away', async () => {
+    await t.deploySource(
+      'abortable',
+      `let aborted = 0;
+      export default { async fetch(request) {
+        if (new URL(request.url).searchParams.has('count')) return new Response(String(aborted));
+        request.signal.addEventListener('abort', () => { aborted++; });
+        await new Promise((r) => setTimeout(r, 5000));
+        return new Response('late');
+      } };`,
+      'scale:\n  max: 1\n',
+    );
+    const controller = new AbortController();
+    const pending = t.gw('/fn/abortable', { signal: controller.signal }).catch(() => 'aborted');
+    await new Promise((r) => setTimeout(r, 300));
+    controller.abort();
+    assert.equal(await pending, 'aborted');
+    await eventually(async () => (await (await t.gw('/fn/abortable?count')).text()) === '1', 3_000, 'the abort to reach the function');
+  });
+
   test('request and response bodies stream through', async () => {
     await t.deploySource('echo', 'export default { fetch: (req) => new Response(req.body, { headers: { "content-type": "application/octet-stream" } }) };');
     const payload = Buffer.alloc(3 * 1024 * 1024, 7);

@@ -6,6 +6,22 @@ interface WorkersModule {
   fetch(request: Request, env: Record<string, unknown>, ctx: ExecutionContext): Response | Promise<Response>;
 }
 
+const SIGNAL = Symbol('nimbus.request.signal');
+
+/**
+ * A Request whose `signal` aborts when the client goes away. Handing the signal to
+ * the Request constructor makes every Request five times as expensive to build, so
+ * the getter returns the invocation's signal instead.
+ */
+class InvocationRequest extends Request {
+  [SIGNAL]!: AbortSignal;
+}
+Object.defineProperty(InvocationRequest.prototype, 'signal', {
+  get(this: InvocationRequest) {
+    return this[SIGNAL];
+  },
+});
+
 interface ExecutionContext {
   waitUntil(promise: Promise<unknown>): void;
   passThroughOnException(): void;
@@ -24,13 +40,13 @@ export function loadWorkers(mod: WorkersModule, info: FunctionInfo): LoadedFunct
       const host = findHeader(inv.head.headers, 'host') ?? 'localhost';
       const url = `http://${host}${inv.head.path}`;
       const method = inv.head.method;
-      // No signal: following an AbortSignal makes each Request cost five times as much.
       const init: RequestInit & { duplex?: 'half' } = { method, headers: toHeaders(inv.head.headers) };
       if (inv.hasBody && method !== 'GET' && method !== 'HEAD') {
         init.body = ReadableStream.from(inv.body);
         init.duplex = 'half';
       }
-      const request = new Request(url, init);
+      const request = new InvocationRequest(url, init);
+      request[SIGNAL] = inv.signal;
       const ctx: ExecutionContext = { waitUntil: (p) => inv.waitUntil(p), passThroughOnException() {} };
       const response = await mod.fetch(request, env, ctx);
       if (!(response instanceof NativeResponse)) {
