@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { childPids, eventually, functionDir, startPlatform, testNoLeakedChildren } from './helpers.js';
 
@@ -147,8 +149,10 @@ describe('deploy, invoke, redeploy, remove', async () => {
   test('removing a function stops its instances and makes it 404', async () => {
     const before = await t.functionInfo('greet');
     assert.ok(before.instances.ready >= 1);
+    const bundles = readdirSync(join(t.platform.dataDir, 'bundles'));
     const del = await t.admin('DELETE', '/v1/functions/greet');
     assert.equal(del.status, 204);
+    assert.equal(readdirSync(join(t.platform.dataDir, 'bundles')).length, bundles.length - 2, "the function's two bundles are deleted");
     const res = await t.gw('/fn/greet');
     assert.equal(res.status, 404);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'NIMBUS_FUNCTION_NOT_FOUND');

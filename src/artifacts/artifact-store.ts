@@ -84,6 +84,10 @@ export class ArtifactStore {
     return join(this.root, sha256);
   }
 
+  remove(sha256: string): void {
+    rmSync(this.dir(sha256), { recursive: true, force: true });
+  }
+
   /** Writes the bundle unless it is already stored; the directory appears atomically. */
   put(bundle: Bundle): string {
     const dest = this.dir(bundle.sha256);

@@ -73,9 +73,12 @@ export class FunctionRegistry {
 
   remove(name: string): boolean {
     validateFunctionName(name);
+    const bundles = new Set(this.#store.listVersions(name).map((v) => v.sha256));
     const existed = this.#store.deleteFunction(name);
     this.#specs.delete(name);
     this.#runtime.remove(name);
+    // Running instances have their code in memory already; the files can go.
+    for (const sha of bundles) if (!this.#store.isBundleUsed(sha)) this.#artifacts.remove(sha);
     return existed;
   }
 

@@ -44,6 +44,8 @@ export interface Store {
   /** Creates a version unless the latest already has this sha256; moves latest to it. */
   deploy(name: string, sha256: string, config: FunctionConfig, now: number): { record: FunctionRecord; created: boolean };
   deleteFunction(name: string): boolean;
+  /** Whether any version of any function still uses this bundle. */
+  isBundleUsed(sha256: string): boolean;
   appendLogs(entries: LogEntry[]): void;
   readLogs(name: string, opts: { afterId?: number; limit: number; requestId?: string }): LogEntry[];
   pruneLogs(keepPerFunction: number): void;

@@ -98,6 +98,7 @@ export class SqliteStore implements Store {
       pageLogs: db.prepare<[string, number, string | null, string | null, number], LogRow>(
         'SELECT * FROM logs WHERE name = ? AND id > ? AND (? IS NULL OR request_id = ?) ORDER BY id LIMIT ?',
       ),
+      bundleUsed: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM versions WHERE sha256 = ?'),
       logNames: db.prepare<[], { name: string }>('SELECT DISTINCT name FROM logs'),
       pruneLogs: db.prepare('DELETE FROM logs WHERE name = ? AND id <= (SELECT id FROM logs WHERE name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
     };
@@ -136,6 +137,10 @@ export class SqliteStore implements Store {
       this.#stmts.deleteLogs.run(name);
       return changes > 0;
     })();
+  }
+
+  isBundleUsed(sha256: string): boolean {
+    return (this.#stmts.bundleUsed.get(sha256)?.n ?? 0) > 0;
   }
 
   appendLogs(entries: LogEntry[]): void {
