@@ -3,11 +3,10 @@ import { join, resolve } from 'node:path';
 import { build, type Message, stop } from 'esbuild';
 import { zipSync } from 'fflate';
 import { parse as parseYaml } from 'yaml';
-import { resolveHandler, SOURCE_EXTENSIONS } from '../config/handler.js';
+import { MANIFEST_FILES, resolveHandler, SOURCE_EXTENSIONS } from '../config/handler.js';
 import { type Manifest, parseManifest } from '../config/manifest.js';
 import { NimbusError } from '../shared/errors.js';
 
-export const MANIFEST_FILES = ['nimbus.yaml', 'nimbus.yml', 'nimbus.json'];
 /** The manifest a built bundle carries at its root. */
 export const BUNDLE_MANIFEST = 'nimbus.json';
 export const BUNDLE_ENTRY = 'index.mjs';

@@ -1,5 +1,8 @@
 import { NimbusError } from '../shared/errors.js';
 
+/** Manifest file names, in the order they are looked for (a folder or a bundle). */
+export const MANIFEST_FILES = ['nimbus.yaml', 'nimbus.yml', 'nimbus.json'];
+
 /** Extensions a handler file may have in source folders and in built bundles. */
 export const SOURCE_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx', '.js', '.mjs', '.cjs', '.jsx'];
 export const BUNDLE_EXTENSIONS = ['.mjs', '.js', '.cjs'];

@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { type ArtifactStore, readBundleZip } from '../artifacts/artifact-store.js';
-import { BUNDLE_EXTENSIONS, resolveHandler } from '../config/handler.js';
+import { BUNDLE_EXTENSIONS, MANIFEST_FILES, resolveHandler } from '../config/handler.js';
 import { parseManifest, validateFunctionName } from '../config/manifest.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import type { RuntimeManager } from '../runtime/manager.js';
@@ -43,7 +43,7 @@ export class FunctionRegistry {
   deploy(name: string, zip: Uint8Array, now = Date.now()): DeployResult {
     validateFunctionName(name);
     const bundle = readBundleZip(zip);
-    const manifestFile = ['nimbus.json', 'nimbus.yaml', 'nimbus.yml'].find((f) => bundle.files.has(f));
+    const manifestFile = MANIFEST_FILES.find((f) => bundle.files.has(f));
     let raw: unknown = {};
     if (manifestFile) {
       const text = new TextDecoder().decode(bundle.files.get(manifestFile));

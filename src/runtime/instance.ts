@@ -19,7 +19,7 @@ import type { InvocationErrorMessage, LoadErrorMessage, LoadMessage, RequestHead
 import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from './protocol/frames.js';
 
 export type InstanceState = 'starting' | 'generic' | 'loading' | 'ready' | 'draining' | 'stopping' | 'exited';
-export type KillReason = 'timeout' | 'memory' | 'removed' | 'shutdown';
+export type KillReason = 'timeout' | 'memory' | 'shutdown';
 
 /** Receives one invocation's response as it streams back. */
 export interface InvocationSink {
@@ -364,7 +364,6 @@ function exitError(reason: KillReason | undefined, code: number | null, signal: 
       return new NimbusError('NIMBUS_FUNCTION_TIMEOUT', 'the function did not finish within its timeout');
     case 'memory':
       return new NimbusError('NIMBUS_MEMORY_LIMIT', 'the instance exceeded its memory limit and was stopped');
-    case 'removed':
     case 'shutdown':
       return new NimbusError('NIMBUS_SHUTTING_DOWN', 'the instance was stopped before it answered');
     default:

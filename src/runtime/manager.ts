@@ -20,7 +20,6 @@ export class RuntimeManager {
   readonly #warm: WarmPool;
   readonly #pools = new Map<string, FunctionPool>();
   readonly #current = new Map<string, FunctionPool>();
-  readonly #retiring = new Set<FunctionPool>();
   readonly #watchdog: NodeJS.Timeout;
 
   constructor(opts: RuntimeOptions) {
@@ -69,9 +68,7 @@ export class RuntimeManager {
   }
 
   #retire(pool: FunctionPool): void {
-    this.#retiring.add(pool);
     pool.onEmpty = () => {
-      this.#retiring.delete(pool);
       this.#pools.delete(pool.spec.key);
     };
     pool.retire();
