@@ -69,7 +69,7 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
   const timer = setTimeout(() => {
     if (finished) return;
     // Past the deadline: a request still waiting for an instance gives up; one that is
-    // running takes its instance down with it (the function may be stuck in a loop).
+    // running is answered 504 and its instance killed or drained (Instance.timeOut).
     if (instance) instance.timeOut(stream, spec.timeoutMs);
     else waiting.abort(new NimbusError('NIMBUS_FUNCTION_TIMEOUT', `function "${spec.name}" did not start within its ${spec.timeoutMs} ms timeout`));
   }, spec.timeoutMs);
