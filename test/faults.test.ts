@@ -94,14 +94,13 @@ describe('faults fail only their own requests', async () => {
     const requestId = res.headers.get('x-nimbus-request-id');
     await res.text();
     const logs = await eventually(async () => {
-      const r = await t.admin('GET', `/v1/functions/faulty/logs?requestId=${requestId}`);
-      const body = (await r.json()) as { logs: { line: string; stream: string }[] };
-      return body.logs.some((l) => l.line.includes('TypeError: boom')) ? body.logs : undefined;
+      const lines = await t.logs('faulty', { requestId: requestId ?? '' });
+      return lines.some((l) => l.line.includes('TypeError: boom')) ? lines : undefined;
     });
     assert.ok(logs.every((l) => l.stream === 'stderr'));
-    const all = (await (await t.admin('GET', '/v1/functions/faulty/logs?limit=1000')).json()) as { logs: { line: string }[] };
+    const all = await t.logs('faulty', { limit: '1000' });
     assert.ok(
-      all.logs.some((l) => l.line === 'about to exit'),
+      all.some((l) => l.line === 'about to exit'),
       'a line logged right before process.exit is kept',
     );
   });

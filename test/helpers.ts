@@ -27,6 +27,12 @@ export function functionDir(files: Record<string, string>, manifest?: string): s
   return dir;
 }
 
+export interface LogLine {
+  line: string;
+  requestId: string | null;
+  stream: string;
+}
+
 export interface TestPlatform {
   platform: Platform;
   /** Calls the gateway. */
@@ -40,6 +46,8 @@ export interface TestPlatform {
   ): Promise<{ created: boolean; function: { name: string; version: number; instances: { ready: number } } }>;
   /** Deploys a one-file Web-standard or Lambda function from source text. */
   deploySource(name: string, source: string, manifest?: string): Promise<void>;
+  /** The function's stored log lines (query: requestId, limit, after). */
+  logs(name: string, query?: Record<string, string>): Promise<LogLine[]>;
   functionInfo(name: string): Promise<{ version: number; instances: { ready: number; busy: number; coldStarts: number } }>;
 }
 
@@ -70,6 +78,11 @@ export async function startPlatform(opts: { warmPoolSize?: number } = {}): Promi
     deploy,
     async deploySource(name, source, manifest = '') {
       await deploy(functionDir({ 'index.js': source }, `name: ${name}\n${manifest}`));
+    },
+    async logs(name, query = {}) {
+      const res = await admin('GET', `/v1/functions/${name}/logs?${new URLSearchParams(query)}`);
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { logs: LogLine[] }).logs;
     },
     async functionInfo(name) {
       const res = await admin('GET', `/v1/functions/${name}`);

@@ -137,8 +137,7 @@ describe('deploy, invoke, redeploy, remove', async () => {
     const requestId = res.headers.get('x-nimbus-request-id');
     await res.text();
     const lines = await eventually(async () => {
-      const r = await t.admin('GET', `/v1/functions/greet/logs?requestId=${requestId}`);
-      const { logs } = (await r.json()) as { logs: { line: string; requestId: string; stream: string }[] };
+      const logs = await t.logs('greet', { requestId: requestId ?? '' });
       return logs.length > 0 ? logs : undefined;
     });
     assert.equal(lines[0].line, 'hello log line /logme');
