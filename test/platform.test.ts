@@ -132,6 +132,45 @@ describe('deploy, invoke, redeploy, remove', async () => {
     assert.equal(await drip.text(), 'chunk0;chunk1;chunk2;');
   });
 
+  test("a slow client pauses the function's response stream instead of filling the gateway", async () => {
+    await t.deploySource(
+      'firehose',
+      `let produced = 0;
+      export default { fetch(request) {
+        if (new URL(request.url).searchParams.has('count')) return new Response(String(produced));
+        produced = 0;
+        const chunk = new Uint8Array(64 * 1024);
+        const stream = new ReadableStream({ pull(c) { if (produced === 1024) return c.close(); produced++; c.enqueue(chunk); } });
+        return new Response(stream);
+      } };`,
+    );
+    const { request } = await import('node:http');
+    const received = await new Promise<number>((resolve, reject) => {
+      request(`${t.platform.gatewayUrl}/fn/firehose`, (res) => {
+        res.pause();
+        setTimeout(async () => {
+          const produced = Number(await (await t.gw('/fn/firehose?count')).text());
+          try {
+            // 1024 chunks (64 MB) exist; with the client stalled only what fits in
+            // socket buffers on the way may have been produced.
+            assert.ok(produced < 400, `the function produced ${produced} of 1024 chunks for a stalled client`);
+          } catch (err) {
+            reject(err);
+          }
+          let bytes = 0;
+          res.on('data', (c: Buffer) => {
+            bytes += c.length;
+          });
+          res.on('end', () => resolve(bytes));
+          res.resume();
+        }, 700);
+      })
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(received, 64 * 1024 * 1024);
+  });
+
   test('logs are captured line by line with the request id', async () => {
     const res = await t.gw('/fn/greet/logme');
     const requestId = res.headers.get('x-nimbus-request-id');

@@ -103,8 +103,11 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
     return;
   }
 
-  const sink = responseSink(res, requestId, req.method === 'HEAD', () => finish());
   const target = instance;
+  const sink = responseSink(res, requestId, req.method === 'HEAD', () => finish(), {
+    pause: () => target.pause(stream),
+    resume: () => target.resume(stream),
+  });
   stream = target.invoke(
     {
       requestId,
@@ -138,15 +141,25 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
  * arrive together (the usual case: the shim sends them in one write), the response
  * goes out in one piece with a Content-Length; otherwise it streams, chunked.
  */
-function responseSink(res: ServerResponse, requestId: string, isHead: boolean, finish: () => void): InvocationSink {
+function responseSink(res: ServerResponse, requestId: string, isHead: boolean, finish: () => void, flow: { pause(): void; resume(): void }): InvocationSink {
   let head: ResponseHead | undefined;
+  let paused = false;
+  const write = (chunk: Buffer) => {
+    if (res.write(chunk) || paused) return;
+    paused = true;
+    flow.pause();
+    res.once('drain', () => {
+      paused = false;
+      flow.resume();
+    });
+  };
   let held: Buffer[] = [];
   let streaming = false;
   const startStreaming = () => {
     if (streaming || !head || res.writableEnded) return;
     streaming = true;
     writeHead(res, head, requestId, undefined);
-    for (const chunk of held) res.write(chunk);
+    for (const chunk of held) write(chunk);
     held = [];
   };
   return {
@@ -155,7 +168,7 @@ function responseSink(res: ServerResponse, requestId: string, isHead: boolean, f
       queueMicrotask(startStreaming);
     },
     body(chunk) {
-      if (streaming) res.write(chunk);
+      if (streaming) write(chunk);
       else held.push(chunk);
     },
     end() {

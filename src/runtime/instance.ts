@@ -167,6 +167,15 @@ export class Instance {
     if (this.#streams.has(stream)) this.#send(encodeFrame(FrameType.REQ_END, stream));
   }
 
+  /** Flow control for one stream's response body: the client is slow, or has caught up. */
+  pause(stream: number): void {
+    if (this.#streams.has(stream) && this.state !== 'exited') this.#send(encodeFrame(FrameType.PAUSE, stream));
+  }
+
+  resume(stream: number): void {
+    if (this.#streams.has(stream) && this.state !== 'exited') this.#send(encodeFrame(FrameType.RESUME, stream));
+  }
+
   /** The client went away: tell the function, stop forwarding its response. */
   cancel(stream: number): void {
     const s = this.#streams.get(stream);

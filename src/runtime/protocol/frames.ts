@@ -18,6 +18,9 @@ export const FrameType = {
   REQ_BODY: 11,
   REQ_END: 12,
   CANCEL: 13,
+  /** The client is not keeping up: stop sending this stream's body until RESUME. */
+  PAUSE: 14,
+  RESUME: 15,
   RES_HEAD: 20,
   RES_BODY: 21,
   RES_END: 22,

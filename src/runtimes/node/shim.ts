@@ -7,6 +7,7 @@
  * Lifecycle: spawned → READY → (LOAD) → LOADED | LOAD_ERROR → serving → SIGTERM: finish
  * in-flight work → exit 0.
  */
+import { once } from 'node:events';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,6 +28,14 @@ interface Active {
   abort: AbortController;
   responded: boolean;
   waits: Promise<unknown>[];
+  /** Set while the platform has paused this stream's response body. */
+  paused?: { promise: Promise<void>; resume(): void };
+}
+
+function resume(a: Active): void {
+  const paused = a.paused;
+  a.paused = undefined;
+  paused?.resume();
 }
 
 const socket = new Socket({ fd: 3, readable: true, writable: true });
@@ -51,9 +60,26 @@ const decoder = new FrameDecoder((type, stream, payload) => {
     case FrameType.REQ_END:
       active.get(stream)?.body.end();
       break;
+    case FrameType.PAUSE: {
+      const a = active.get(stream);
+      if (a && !a.paused) {
+        let release = () => {};
+        const promise = new Promise<void>((r) => {
+          release = r;
+        });
+        a.paused = { promise, resume: release };
+      }
+      break;
+    }
+    case FrameType.RESUME: {
+      const a = active.get(stream);
+      if (a) resume(a);
+      break;
+    }
     case FrameType.CANCEL: {
       const a = active.get(stream);
       if (a) {
+        resume(a);
         a.responded = true;
         a.body.fail(new Error('request cancelled'));
         a.abort.abort(new Error('request cancelled'));
@@ -154,6 +180,10 @@ async function respond(a: Active, result: InvocationResult): Promise<void> {
     for await (const chunk of body as AsyncIterable<Uint8Array>) {
       if (a.responded) break;
       sendBody(a.stream, chunk);
+      // Read no more of the function's stream while the socket to the platform is
+      // full, or while the platform has paused it for a slow client.
+      if (socket.writableNeedDrain) await once(socket, 'drain');
+      if (a.paused) await a.paused.promise;
     }
   }
   if (a.responded) return;
