@@ -178,6 +178,12 @@ describe('npm start equivalent: nimbus up --examples', async () => {
     }
     const res = await fetch(`${info.gatewayUrl}/fn/greet?name=Ada`);
     assert.deepEqual(await res.json(), { message: 'Hello, Ada!' });
+    const lambda = await fetch(`${info.gatewayUrl}/fn/hello-lambda/x`);
+    assert.equal(((await lambda.json()) as { path: string }).path, '/x');
+    const echo = await fetch(`${info.gatewayUrl}/fn/echo`, { method: 'POST', body: 'ping' });
+    assert.equal(await echo.text(), 'ping');
+    const openfaas = await fetch(`${info.gatewayUrl}/fn/openfaas-node`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+    assert.deepEqual(await openfaas.json(), { status: 'You said: {"a":1}', method: 'POST', path: '/' });
     child.kill('SIGINT');
     assert.equal(await exited(child), 0);
   });

@@ -13,6 +13,10 @@ import {
   MIN_MEMORY_MB,
 } from './defaults.js';
 
+/** Handler styles of the node runtime; see docs/runtime.md#handler-styles. */
+export const NODE_STYLES = ['workers', 'lambda', 'openfaas'] as const;
+export type NodeStyle = (typeof NODE_STYLES)[number];
+
 /** 1-63 characters, lower-case letters, digits and "-": safe in URLs, paths and DNS labels. */
 export const FUNCTION_NAME_PATTERN = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -108,6 +112,7 @@ export const manifestSchema = z
       .max(256)
       .refine((h) => !h.split('/').includes('..') && !h.startsWith('/'), 'handler must be a relative path inside the function folder')
       .optional(),
+    style: z.enum(NODE_STYLES, { errorMap: () => ({ message: `style must be one of ${NODE_STYLES.join(', ')} (or left out to detect it)` }) }).optional(),
     env: envSchema.default({}),
     memory: int('memory (MB)', MIN_MEMORY_MB, MAX_MEMORY_MB).default(DEFAULT_MEMORY_MB),
     timeout: duration('timeout', 100, MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS / 1000),
@@ -143,7 +148,7 @@ export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest 
   if (result.success) return deepFreeze(result.data);
   const problems: ManifestProblem[] = result.error.issues.flatMap((issue): ManifestProblem[] => {
     if (issue.code === 'unrecognized_keys') {
-      const allowed = issue.path.length === 0 ? 'name, runtime, handler, env, memory, timeout, scale' : 'min, max, concurrency, idleTimeout';
+      const allowed = issue.path.length === 0 ? 'name, runtime, handler, style, env, memory, timeout, scale' : 'min, max, concurrency, idleTimeout';
       return issue.keys.map((key) => ({
         field: [...issue.path, key].join('.'),
         value: valueAt(input, [...issue.path, key]),

@@ -98,6 +98,7 @@ export class FunctionRegistry {
         codeDir: this.#artifacts.dir(latest.sha256),
         entry: c.entry,
         exportName: c.exportName,
+        style: c.style,
         env: c.env,
         memoryMB: c.memory,
         timeoutMs: c.timeout,

@@ -98,6 +98,8 @@ export interface LoadMessage {
   entry: string;
   /** Export to call, or undefined to detect the style from the module. */
   exportName?: string;
+  /** The handler style from the manifest; undefined means detect it. */
+  style?: string;
   env: Record<string, string>;
   memoryMB: number;
   timeoutMs: number;

@@ -1,40 +1,73 @@
 import type { FunctionInfo, LoadedFunction } from './invocation.js';
 import { ShimError } from './invocation.js';
 import { loadLambda } from './styles/lambda.js';
+import { loadOpenFaas } from './styles/openfaas.js';
 import { loadWorkers } from './styles/workers.js';
 
 type Module = Record<string, unknown>;
 
 /**
- * Picks the handler style from what the module exports. With an export name
- * (handler: index.handler) that export must be a function (Lambda style); without one
- * a default export with fetch() is the Web-standard style and an export named
- * `handler` is Lambda style.
+ * Picks the handler and its style. With `style:` in the manifest that style is used;
+ * without it, the style is detected only when the exports leave no doubt:
+ *   - a default export with fetch()          → workers (Web-standard)
+ *   - handler: file.export, or an export `handler` → lambda
+ * A bare exported function (`module.exports = fn`) could be OpenFaaS, Express-style or
+ * others, so it needs `style:`.
  */
-export function loadStyle(mod: Module, exportName: string | undefined, info: FunctionInfo): LoadedFunction {
+export function loadStyle(mod: Module, exportName: string | undefined, style: string | undefined, info: FunctionInfo): LoadedFunction {
   // A CommonJS bundle arrives as `export default module.exports`.
   const def = mod.default as Module | undefined;
-  if (exportName !== undefined && exportName !== 'default') {
-    const fn = mod[exportName] ?? (def && typeof def === 'object' ? def[exportName] : undefined);
-    if (typeof fn !== 'function') {
-      throw new ShimError('NIMBUS_HANDLER_NOT_FOUND', `the bundle has no function export named "${exportName}" (it exports: ${listExports(mod)})`);
+  const named = (name: string) => mod[name] ?? (def && typeof def === 'object' ? def[name] : undefined);
+  const fnExport = (fallbacks: string[]): unknown => {
+    if (exportName !== undefined && exportName !== 'default') return named(exportName);
+    if (typeof def === 'function') return def;
+    for (const name of fallbacks) if (typeof named(name) === 'function') return named(name);
+    return undefined;
+  };
+  const need = (what: string): never => {
+    throw new ShimError('NIMBUS_HANDLER_NOT_FOUND', `${what} (the bundle exports: ${listExports(mod)})`);
+  };
+
+  switch (style) {
+    case 'workers': {
+      const target = exportName && exportName !== 'default' ? named(exportName) : def;
+      if (target && typeof (target as Module).fetch === 'function') return loadWorkers(target as never, info);
+      return need('style workers needs `export default { fetch(request, env, ctx) }`');
     }
+    case 'lambda': {
+      const fn = exportName !== undefined && exportName !== 'default' ? named(exportName) : named('handler');
+      if (typeof fn === 'function') return loadLambda(fn as never, info);
+      return need(`style lambda needs a function export named "${exportName ?? 'handler'}"`);
+    }
+    case 'openfaas': {
+      const fn = fnExport(['handle', 'handler']);
+      if (typeof fn === 'function') return loadOpenFaas(fn as never, info);
+      return need('style openfaas needs `module.exports = async (event, context) => ...` (or export default / handle)');
+    }
+    case undefined:
+      break;
+    default:
+      return need(`unknown style "${style}"`);
+  }
+
+  if (exportName !== undefined && exportName !== 'default') {
+    const fn = named(exportName);
+    if (typeof fn !== 'function') return need(`the bundle has no function export named "${exportName}"`);
     return loadLambda(fn as never, info);
   }
-  if (def && (typeof def === 'object' || typeof def === 'function') && typeof def.fetch === 'function') {
-    return loadWorkers(def as never, info);
-  }
-  const handler = mod.handler ?? (def && typeof def === 'object' ? def.handler : undefined);
+  if (def && (typeof def === 'object' || typeof def === 'function') && typeof def.fetch === 'function') return loadWorkers(def as never, info);
+  const handler = named('handler');
   if (typeof handler === 'function') return loadLambda(handler as never, info);
-  throw new ShimError(
-    'NIMBUS_HANDLER_NOT_FOUND',
-    `no handler found: export \`default { fetch }\` (Web-standard) or \`handler\` (Lambda); the bundle exports: ${listExports(mod)}`,
-  );
+  if (typeof def === 'function') {
+    return need('the default export is a function, which several styles use: set `style:` in nimbus.yaml (e.g. style: openfaas)');
+  }
+  return need('no handler found: export `default { fetch }` (Web-standard) or `handler` (Lambda), or set `style:`');
 }
 
 function listExports(mod: Module): string {
   const names = Object.keys(mod);
   const def = mod.default;
   if (def && typeof def === 'object') names.push(...Object.keys(def).map((k) => `default.${k}`));
+  if (typeof def === 'function') names.push('default (a function)');
   return names.length > 0 ? names.join(', ') : 'nothing';
 }
