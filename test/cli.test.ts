@@ -184,6 +184,8 @@ describe('npm start equivalent: nimbus up --examples', async () => {
     assert.equal(await echo.text(), 'ping');
     const openfaas = await fetch(`${info.gatewayUrl}/fn/openfaas-node`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } });
     assert.deepEqual(await openfaas.json(), { status: 'You said: {"a":1}', method: 'POST', path: '/' });
+    assert.equal(await (await fetch(`${info.gatewayUrl}/fn/gcf-http?name=Ada`)).text(), 'Hello Ada!');
+    assert.deepEqual(await (await fetch(`${info.gatewayUrl}/fn/vercel-node?name=Ada`)).json(), { message: 'Hello Ada!' });
     child.kill('SIGINT');
     assert.equal(await exited(child), 0);
   });

@@ -74,6 +74,85 @@ describe('OpenFaaS style (node templates): the documented examples, unchanged', 
   });
 });
 
+describe('Express-style (req, res): Google Cloud Functions and Vercel, from their documented examples', async () => {
+  const t = await startPlatform();
+
+  test('Cloud Functions: exports.helloHttp reads query and parsed JSON body', async () => {
+    await t.deploy(
+      functionDir(
+        {
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: this is the function's source text
+          'index.js': "exports.helloHttp = (req, res) => { res.send(`Hello ${req.query.name || req.body.name || 'World'}!`); };",
+          'package.json': '{"main":"index.js"}',
+        },
+        'name: gcf-hello\nstyle: gcf\nhandler: index.helloHttp\n',
+      ),
+    );
+    assert.equal(await (await t.gw('/fn/gcf-hello?name=Ada')).text(), 'Hello Ada!');
+    const post = await t.gw('/fn/gcf-hello', { method: 'POST', body: '{"name":"Grace"}', headers: { 'content-type': 'application/json' } });
+    assert.equal(post.headers.get('content-type'), 'text/html; charset=utf-8');
+    assert.equal(await post.text(), 'Hello Grace!');
+  });
+
+  test('Vercel: res.status().json() with req.body, req.query and req.cookies', async () => {
+    await t.deploySource(
+      'vercel-json',
+      'export default function handler(req, res) { res.status(201).json({ body: req.body, query: req.query, cookies: req.cookies, method: req.method, ua: req.get("user-agent") }); }',
+      'style: vercel\n',
+    );
+    const res = await t.gw('/fn/vercel-json?a=1', {
+      method: 'POST',
+      body: 'x=1&y=2',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: 'session=abc; theme=dark', 'user-agent': 'ua' },
+    });
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+    assert.deepEqual(await res.json(), { body: { x: '1', y: '2' }, query: { a: '1' }, cookies: { session: 'abc', theme: 'dark' }, method: 'POST', ua: 'ua' });
+  });
+
+  test('Vercel: Web-standard method exports, with 405 for the others', async () => {
+    await t.deploySource(
+      'vercel-web',
+      "export function GET(request) { return new Response('Hello from Vercel! ' + new URL(request.url).pathname); }",
+      'style: vercel\n',
+    );
+    assert.equal(await (await t.gw('/fn/vercel-web/p')).text(), 'Hello from Vercel! /p');
+    const post = await t.gw('/fn/vercel-web', { method: 'POST', body: 'x' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET');
+  });
+
+  test('a response written in pieces streams; redirect and headers work', async () => {
+    await t.deploySource(
+      'express-stream',
+      `export default async function handler(req, res) {
+        if (req.path === '/go') return res.redirect(301, '/elsewhere');
+        res.setHeader('x-kind', 'stream');
+        res.write('a;');
+        await new Promise((r) => setTimeout(r, 30));
+        res.write('b;');
+        res.end('c');
+      }`,
+      'style: vercel\n',
+    );
+    const res = await t.gw('/fn/express-stream');
+    assert.equal(res.headers.get('x-kind'), 'stream');
+    assert.equal(await res.text(), 'a;b;c');
+    const go = await t.gw('/fn/express-stream/go', { redirect: 'manual' });
+    assert.equal(go.status, 301);
+    assert.equal(go.headers.get('location'), '/elsewhere');
+  });
+
+  test('a handler that throws before answering is a 500 with the function error code', async () => {
+    await t.deploySource('express-throw', 'export default (req, res) => { throw new RangeError("bad range"); }', 'style: gcf\n');
+    const res = await t.gw('/fn/express-throw');
+    assert.equal(res.status, 500);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(error.code, 'NIMBUS_FUNCTION_ERROR');
+    assert.match(error.message, /RangeError: bad range/);
+  });
+});
+
 describe('style selection', async () => {
   const t = await startPlatform();
 
@@ -97,7 +176,7 @@ describe('style selection', async () => {
   test('an unknown style is a manifest error listing the styles', async () => {
     await assert.rejects(
       t.deploySource('weird', 'export default { fetch: () => new Response("x") };', 'style: cobol\n'),
-      /style must be one of workers, lambda, openfaas/,
+      /style must be one of workers, lambda, openfaas, gcf, vercel/,
     );
   });
 });

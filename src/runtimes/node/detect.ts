@@ -1,10 +1,13 @@
 import type { FunctionInfo, LoadedFunction } from './invocation.js';
 import { ShimError } from './invocation.js';
+import { loadExpress } from './styles/express.js';
 import { loadLambda } from './styles/lambda.js';
 import { loadOpenFaas } from './styles/openfaas.js';
 import { loadWorkers } from './styles/workers.js';
 
 type Module = Record<string, unknown>;
+
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /**
  * Picks the handler and its style. With `style:` in the manifest that style is used;
@@ -43,6 +46,28 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
       const fn = fnExport(['handle', 'handler']);
       if (typeof fn === 'function') return loadOpenFaas(fn as never, info);
       return need('style openfaas needs `module.exports = async (event, context) => ...` (or export default / handle)');
+    }
+    case 'gcf': {
+      const fn = fnExport([]);
+      if (typeof fn === 'function') return loadExpress(fn as never, 'gcf', info);
+      return need('style gcf needs `exports.<name> = (req, res) => ...` with handler: <file>.<name>, or a default export');
+    }
+    case 'vercel': {
+      // Web-standard method exports (export function GET(request)) or a (req, res) default.
+      const methods = HTTP_METHODS.filter((m) => typeof named(m) === 'function');
+      if (methods.length > 0 && (exportName === undefined || exportName === 'default')) {
+        const route = {
+          fetch(request: Request) {
+            const fn = named(request.method) as ((r: Request) => Response | Promise<Response>) | undefined;
+            if (fn) return fn(request);
+            return new Response(null, { status: 405, headers: { allow: methods.join(', ') } });
+          },
+        };
+        return { ...loadWorkers(route as never, info), style: 'vercel' };
+      }
+      const fn = fnExport([]);
+      if (typeof fn === 'function') return loadExpress(fn as never, 'vercel', info);
+      return need('style vercel needs `export default function handler(req, res)` or method exports such as `export function GET(request)`');
     }
     case undefined:
       break;
