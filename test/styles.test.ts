@@ -81,7 +81,7 @@ describe('Express-style (req, res): Google Cloud Functions and Vercel, from thei
     await t.deploy(
       functionDir(
         {
-        // biome-ignore lint/suspicious/noTemplateCurlyInString: this is the function's source text
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: this is the function's source text
           'index.js': "exports.helloHttp = (req, res) => { res.send(`Hello ${req.query.name || req.body.name || 'World'}!`); };",
           'package.json': '{"main":"index.js"}',
         },
