@@ -70,6 +70,33 @@ describe('deploy, invoke, redeploy, remove', async () => {
     assert.ok((body.left as number) > 8_000 && (body.left as number) <= 10_000);
   });
 
+  test('payloadFormat 1.0 sends REST API events and needs a proxy response', async () => {
+    await t.deploySource(
+      'lam-v1',
+      `export const handler = async (event) => {
+        if (event.queryStringParameters && event.queryStringParameters.plain) return 'not a proxy response';
+        return { statusCode: 200, multiValueHeaders: { 'x-multi': ['a', 'b'] }, body: JSON.stringify(event) };
+      };`,
+      'handler: index.handler\npayloadFormat: 1.0\n',
+    );
+    const res = await t.gw('/fn/lam-v1/items/7?tag=a&tag=b', { method: 'POST', body: 'hi', headers: { 'content-type': 'text/plain' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-multi'), 'a, b');
+    const event = (await res.json()) as Record<string, unknown>;
+    assert.equal(event.httpMethod, 'POST');
+    assert.equal(event.path, '/items/7');
+    assert.equal(event.resource, '/{proxy+}');
+    assert.deepEqual(event.pathParameters, { proxy: 'items/7' });
+    assert.deepEqual(event.queryStringParameters, { tag: 'b' });
+    assert.deepEqual(event.multiValueQueryStringParameters, { tag: ['a', 'b'] });
+    assert.equal((event.headers as Record<string, string>)['content-type'], 'text/plain');
+    assert.equal(event.body, 'hi');
+    assert.equal(event.isBase64Encoded, false);
+    const plain = await t.gw('/fn/lam-v1?plain=1');
+    assert.equal(plain.status, 502);
+    assert.equal(((await plain.json()) as { error: { code: string } }).error.code, 'NIMBUS_INVALID_RESPONSE');
+  });
+
   test('a Lambda result that is not a response object becomes a 200 JSON body', async () => {
     await t.deploySource('plain', 'export const handler = async () => ({ hello: "world" });', 'handler: index.handler\n');
     const res = await t.gw('/fn/plain');

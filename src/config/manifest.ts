@@ -113,6 +113,12 @@ export const manifestSchema = z
       .refine((h) => !h.split('/').includes('..') && !h.startsWith('/'), 'handler must be a relative path inside the function folder')
       .optional(),
     style: z.enum(NODE_STYLES, { errorMap: () => ({ message: `style must be one of ${NODE_STYLES.join(', ')} (or left out to detect it)` }) }).optional(),
+    payloadFormat: z
+      .union([z.literal('1.0'), z.literal('2.0'), z.literal(1), z.literal(2)], {
+        errorMap: () => ({ message: 'payloadFormat must be "1.0" (REST API events) or "2.0" (HTTP API / function URL events)' }),
+      })
+      .transform((v): '1.0' | '2.0' => (String(v) === '1' || v === '1.0' ? '1.0' : '2.0'))
+      .optional(),
     env: envSchema.default({}),
     memory: int('memory (MB)', MIN_MEMORY_MB, MAX_MEMORY_MB).default(DEFAULT_MEMORY_MB),
     timeout: duration('timeout', 100, MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS / 1000),
@@ -148,7 +154,8 @@ export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest 
   if (result.success) return deepFreeze(result.data);
   const problems: ManifestProblem[] = result.error.issues.flatMap((issue): ManifestProblem[] => {
     if (issue.code === 'unrecognized_keys') {
-      const allowed = issue.path.length === 0 ? 'name, runtime, handler, style, env, memory, timeout, scale' : 'min, max, concurrency, idleTimeout';
+      const allowed =
+        issue.path.length === 0 ? 'name, runtime, handler, style, payloadFormat, env, memory, timeout, scale' : 'min, max, concurrency, idleTimeout';
       return issue.keys.map((key) => ({
         field: [...issue.path, key].join('.'),
         value: valueAt(input, [...issue.path, key]),

@@ -99,6 +99,7 @@ export class FunctionRegistry {
         entry: c.entry,
         exportName: c.exportName,
         style: c.style,
+        payloadFormat: c.payloadFormat,
         env: c.env,
         memoryMB: c.memory,
         timeoutMs: c.timeout,

@@ -100,6 +100,8 @@ export interface LoadMessage {
   exportName?: string;
   /** The handler style from the manifest; undefined means detect it. */
   style?: string;
+  /** Lambda style: API Gateway payload format of HTTP events. */
+  payloadFormat?: '1.0' | '2.0';
   env: Record<string, string>;
   memoryMB: number;
   timeoutMs: number;

@@ -28,6 +28,8 @@ export interface FunctionInfo {
   version: number;
   memoryMB: number;
   env: Readonly<Record<string, string>>;
+  /** API Gateway payload format for Lambda-style HTTP events. */
+  payloadFormat?: '1.0' | '2.0';
 }
 
 /** An error the shim reports with a stable code instead of the generic function error. */

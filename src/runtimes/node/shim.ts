@@ -100,7 +100,13 @@ async function load(msg: LoadMessage): Promise<void> {
     Object.assign(process.env, baseEnv(msg), msg.env);
     tagStdio();
     const mod = (await import(pathToFileURL(join(msg.codeDir, msg.entry)).href)) as Record<string, unknown>;
-    fn = loadStyle(mod, msg.exportName, msg.style, { functionName: msg.functionName, version: msg.version, memoryMB: msg.memoryMB, env: msg.env });
+    fn = loadStyle(mod, msg.exportName, msg.style, {
+      functionName: msg.functionName,
+      version: msg.version,
+      memoryMB: msg.memoryMB,
+      env: msg.env,
+      payloadFormat: msg.payloadFormat,
+    });
     send(encodeJsonFrame(FrameType.LOADED, 0, { style: fn.style }));
   } catch (err) {
     const code = err instanceof ShimError ? err.code : 'NIMBUS_LOAD_FAILED';

@@ -1,5 +1,6 @@
 import type { FunctionInfo, Invocation, InvocationResult, LoadedFunction } from '../invocation.js';
 import { headerPairs, isTextContentType } from '../invocation.js';
+import { fromResultV1, toEventV1 } from './lambda-v1.js';
 
 type LambdaHandler = (event: unknown, context: LambdaContext, callback?: (err: unknown, result?: unknown) => void) => unknown;
 
@@ -22,10 +23,12 @@ export interface LambdaContext {
  */
 export function loadLambda(handler: LambdaHandler, info: FunctionInfo): LoadedFunction {
   const arn = `arn:aws:lambda:local:000000000000:function:${info.functionName}`;
+  const v1 = info.payloadFormat === '1.0';
   return {
     style: 'lambda',
     async invoke(inv: Invocation): Promise<InvocationResult> {
-      const event = toEventV2(inv, await inv.readBody());
+      const body = await inv.readBody();
+      const event = v1 ? toEventV1(inv, body) : toEventV2(inv, body);
       const context: LambdaContext = {
         awsRequestId: inv.head.requestId,
         functionName: info.functionName,
@@ -38,7 +41,7 @@ export function loadLambda(handler: LambdaHandler, info: FunctionInfo): LoadedFu
         getRemainingTimeInMillis: () => Math.max(0, inv.head.deadline - Date.now()),
       };
       const result = handler.length >= 3 ? await callWithCallback(handler, event, context) : await handler(event, context);
-      return fromResultV2(result);
+      return v1 ? fromResultV1(result) : fromResultV2(result);
     },
   };
 }
