@@ -153,6 +153,37 @@ describe('Express-style (req, res): Google Cloud Functions and Vercel, from thei
   });
 });
 
+describe('Fission Node environment', async () => {
+  const t = await startPlatform();
+  const deploy = (name: string, source: string) =>
+    t.deploy(functionDir({ 'hello.js': source, 'package.json': '{"main":"hello.js"}' }, `name: ${name}\nstyle: fission\nhandler: hello.js\n`));
+
+  test('the documented hello world: return { status, body }', async () => {
+    await deploy('fission-hello', 'module.exports = async function(context) { return { status: 200, body: "hello, world!\\n" }; }');
+    const res = await t.gw('/fn/fission-hello');
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'hello, world!\n');
+  });
+
+  test('context.request is the request; headers in the result; the callback form', async () => {
+    await deploy(
+      'fission-echo',
+      `module.exports = async function(context) {
+        const b = context.request.body;
+        return { status: 202, headers: { 'x-from': 'fission' }, body: { got: b, method: context.request.method, q: context.request.query } };
+      }`,
+    );
+    const res = await t.gw('/fn/fission-echo?k=v', { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } });
+    assert.equal(res.status, 202);
+    assert.equal(res.headers.get('x-from'), 'fission');
+    assert.deepEqual(await res.json(), { got: { n: 1 }, method: 'POST', q: { k: 'v' } });
+    await deploy('fission-cb', 'module.exports = function(context, callback) { callback(201, "made", { "content-type": "text/plain" }); }');
+    const cb = await t.gw('/fn/fission-cb');
+    assert.equal(cb.status, 201);
+    assert.equal(await cb.text(), 'made');
+  });
+});
+
 describe('style selection', async () => {
   const t = await startPlatform();
 
@@ -176,7 +207,7 @@ describe('style selection', async () => {
   test('an unknown style is a manifest error listing the styles', async () => {
     await assert.rejects(
       t.deploySource('weird', 'export default { fetch: () => new Response("x") };', 'style: cobol\n'),
-      /style must be one of workers, lambda, openfaas, gcf, vercel/,
+      /style must be one of workers, lambda, openfaas, gcf, vercel, fission/,
     );
   });
 });

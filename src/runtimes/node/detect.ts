@@ -1,6 +1,7 @@
 import type { FunctionInfo, LoadedFunction } from './invocation.js';
 import { ShimError } from './invocation.js';
 import { loadExpress } from './styles/express.js';
+import { loadFission } from './styles/fission.js';
 import { loadLambda } from './styles/lambda.js';
 import { loadOpenFaas } from './styles/openfaas.js';
 import { loadWorkers } from './styles/workers.js';
@@ -68,6 +69,11 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
       const fn = fnExport([]);
       if (typeof fn === 'function') return loadExpress(fn as never, 'vercel', info);
       return need('style vercel needs `export default function handler(req, res)` or method exports such as `export function GET(request)`');
+    }
+    case 'fission': {
+      const fn = fnExport([]);
+      if (typeof fn === 'function') return loadFission(fn as never, info);
+      return need('style fission needs `module.exports = async (context) => ({ status, body })`');
     }
     case undefined:
       break;
