@@ -14,13 +14,13 @@ export function toEventV1(inv: Invocation, body: Buffer): Record<string, unknown
   const multiValueHeaders: Record<string, string[]> = {};
   for (const [name, value] of headerPairs(head.headers)) {
     headers[name] = value;
-    (multiValueHeaders[name] ??= []).push(value);
+    multiValueHeaders[name] = [...(multiValueHeaders[name] ?? []), value];
   }
   const query: Record<string, string> = {};
   const multiQuery: Record<string, string[]> = {};
   for (const [k, v] of new URLSearchParams(q === -1 ? '' : head.path.slice(q + 1))) {
     query[k] = v;
-    (multiQuery[k] ??= []).push(v);
+    multiQuery[k] = [...(multiQuery[k] ?? []), v];
   }
   const hasQuery = Object.keys(query).length > 0;
   const hasHeaders = Object.keys(headers).length > 0;
