@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { functionDir, startPlatform, testNoLeakedChildren } from './helpers.js';
+import { eventually, functionDir, startPlatform, testNoLeakedChildren } from './helpers.js';
 
 describe('OpenFaaS style (node templates): the documented examples, unchanged', async () => {
   const t = await startPlatform();
@@ -150,6 +150,78 @@ describe('Express-style (req, res): Google Cloud Functions and Vercel, from thei
     const { error } = (await res.json()) as { error: { code: string; message: string } };
     assert.equal(error.code, 'NIMBUS_FUNCTION_ERROR');
     assert.match(error.message, /RangeError: bad range/);
+  });
+});
+
+describe('Cloud Functions code that uses @google-cloud/functions-framework, unchanged', async () => {
+  const t = await startPlatform();
+  // The package.json lists the SDK, as real projects do; it is not installed: the build maps it to Nimbus's shim.
+  const pkg = JSON.stringify({ main: 'index.js', dependencies: { '@google-cloud/functions-framework': '^3.0.0' } });
+
+  test('functions.http registers the handler; style is detected', async () => {
+    await t.deploy(
+      functionDir(
+        {
+          'index.js':
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: this is the function's source text
+            "const functions = require('@google-cloud/functions-framework');\nfunctions.http('helloHttp', (req, res) => { res.send(`Hello ${req.query.name || req.body.name || 'World'}!`); });",
+          'package.json': pkg,
+        },
+        'name: ff-http\n',
+      ),
+    );
+    assert.equal(await (await t.gw('/fn/ff-http?name=Ada')).text(), 'Hello Ada!');
+  });
+
+  test('functions.cloudEvent receives binary and structured CloudEvents and answers 204', async () => {
+    await t.deploy(
+      functionDir(
+        {
+          'index.js': `const functions = require('@google-cloud/functions-framework');
+          functions.cloudEvent('helloCloudEvent', (cloudEvent) => {
+            console.log(JSON.stringify({ type: cloudEvent.type, source: cloudEvent.source, id: cloudEvent.id, data: cloudEvent.data }));
+          });`,
+          'package.json': pkg,
+        },
+        'name: ff-events\nhandler: index.helloCloudEvent\n',
+      ),
+    );
+    const binary = await t.gw('/fn/ff-events', {
+      method: 'POST',
+      headers: { 'ce-specversion': '1.0', 'ce-id': 'a1', 'ce-source': '/test', 'ce-type': 'com.example.created', 'content-type': 'application/json' },
+      body: '{"n":1}',
+    });
+    assert.equal(binary.status, 204);
+    const structured = await t.gw('/fn/ff-events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: JSON.stringify({ specversion: '1.0', id: 'b2', source: '/test', type: 'com.example.deleted', data: { n: 2 } }),
+    });
+    assert.equal(structured.status, 204);
+    const notAnEvent = await t.gw('/fn/ff-events', { method: 'POST', body: 'hello' });
+    assert.equal(notAnEvent.status, 400);
+    const received = await eventually(async () => {
+      const lines = (await t.logs('ff-events')).map((l) => JSON.parse(l.line));
+      return lines.length === 2 ? lines : undefined;
+    });
+    assert.deepEqual(received, [
+      { type: 'com.example.created', source: '/test', id: 'a1', data: { n: 1 } },
+      { type: 'com.example.deleted', source: '/test', id: 'b2', data: { n: 2 } },
+    ]);
+    await t.deploy(
+      functionDir(
+        {
+          'index.js': `const functions = require('@google-cloud/functions-framework');
+          functions.http('a', (req, res) => res.send('a'));
+          functions.http('b', (req, res) => res.send('b'));`,
+          'package.json': pkg,
+        },
+        'name: ff-two\n',
+      ),
+    );
+    const two = await t.gw('/fn/ff-two');
+    assert.equal(two.status, 502);
+    assert.match(((await two.json()) as { error: { message: string } }).error.message, /registers several functions \(a, b\)/);
   });
 });
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { build, type Message, stop } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+import { build, type Message, type Plugin, stop } from 'esbuild';
 import { zipSync } from 'fflate';
 import { parse as parseYaml } from 'yaml';
 import { MANIFEST_FILES, resolveHandler, SOURCE_EXTENSIONS } from '../config/handler.js';
@@ -10,6 +11,26 @@ import { NimbusError } from '../shared/errors.js';
 /** The manifest a built bundle carries at its root. */
 export const BUNDLE_MANIFEST = 'nimbus.json';
 export const BUNDLE_ENTRY = 'index.mjs';
+
+/**
+ * Platform SDKs whose imports resolve to Nimbus's own modules at build time, so code
+ * written for those platforms (and package.json files that list them) deploys as is.
+ */
+const SDK_SHIMS: Record<string, string> = {
+  '@google-cloud/functions-framework': fileURLToPath(new URL('../sdk/functions-framework.js', import.meta.url)),
+};
+
+const sdkShims: Plugin = {
+  name: 'nimbus-sdk-shims',
+  setup(b) {
+    const filter = new RegExp(
+      `^(${Object.keys(SDK_SHIMS)
+        .map((m) => m.replace(/[/.-]/g, '\\$&'))
+        .join('|')})$`,
+    );
+    b.onResolve({ filter }, (args) => ({ path: SDK_SHIMS[args.path] }));
+  },
+};
 
 /** Reads nimbus.yaml (or .yml/.json) from a folder; {} when there is none. */
 export function readManifestFile(dir: string): { source: string; data: Record<string, unknown> } {
@@ -66,6 +87,7 @@ export async function buildFunction(dir: string, overrides: Record<string, unkno
     write: false,
     logLevel: 'silent',
     legalComments: 'none',
+    plugins: [sdkShims],
     // Bundled CommonJS dependencies may call require() for Node built-ins.
     banner: { js: "import { createRequire as __nimbusRequire } from 'node:module'; const require = __nimbusRequire(import.meta.url);" },
   }).catch((err: { errors?: Message[] }) => {

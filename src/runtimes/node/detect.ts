@@ -1,5 +1,7 @@
+import { type FunctionsFrameworkRegistry, REGISTRY } from '../../sdk/functions-framework.js';
 import type { FunctionInfo, LoadedFunction } from './invocation.js';
 import { ShimError } from './invocation.js';
+import { loadCloudEvent } from './styles/cloudevent.js';
 import { loadExpress } from './styles/express.js';
 import { loadFission } from './styles/fission.js';
 import { loadLambda } from './styles/lambda.js';
@@ -31,6 +33,20 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
   const need = (what: string): never => {
     throw new ShimError('NIMBUS_HANDLER_NOT_FOUND', `${what} (the bundle exports: ${listExports(mod)})`);
   };
+
+  // Code written for @google-cloud/functions-framework registered its functions while
+  // it was imported: that is unambiguous, and names the function to run.
+  const ff = (globalThis as { [REGISTRY]?: FunctionsFrameworkRegistry })[REGISTRY];
+  if (ff && (ff.http.size > 0 || ff.cloudEvent.size > 0) && (style === undefined || style === 'gcf')) {
+    const all = [...ff.http.keys(), ...ff.cloudEvent.keys()];
+    const name = exportName !== undefined && exportName !== 'default' ? exportName : all.length === 1 ? all[0] : undefined;
+    if (name === undefined) return need(`the module registers several functions (${all.join(', ')}): pick one with handler: <file>.<name>`);
+    const httpFn = ff.http.get(name);
+    if (httpFn) return loadExpress(httpFn as never, 'gcf', info);
+    const eventFn = ff.cloudEvent.get(name);
+    if (eventFn) return loadCloudEvent(eventFn as never, info);
+    return need(`no function registered as "${name}" (registered: ${all.join(', ')})`);
+  }
 
   switch (style) {
     case 'workers': {
