@@ -225,6 +225,67 @@ describe('Cloud Functions code that uses @google-cloud/functions-framework, unch
   });
 });
 
+describe('Azure Functions v4 (app.http from @azure/functions), unchanged', async () => {
+  const t = await startPlatform();
+  const pkg = JSON.stringify({ main: 'src/functions/httpTrigger1.js', dependencies: { '@azure/functions': '^4.0.0' } });
+
+  test('the documented HTTP trigger: query, text body, context.log', async () => {
+    await t.deploy(
+      functionDir(
+        {
+          'src/functions/httpTrigger1.js': `const { app } = require('@azure/functions');
+app.http('httpTrigger1', {
+    methods: ['GET', 'POST'],
+    authLevel: 'anonymous',
+    handler: async (request, context) => {
+        context.log(\`Http function processed request for url "\${request.url}"\`);
+        const name = request.query.get('name') || await request.text() || 'world';
+        return { body: \`Hello, \${name}!\` };
+    }
+});`,
+          'package.json': pkg,
+        },
+        'name: az-http\nhandler: src/functions/httpTrigger1.js\n',
+      ),
+    );
+    assert.equal(await (await t.gw('/fn/az-http?name=Ada')).text(), 'Hello, Ada!');
+    assert.equal(await (await t.gw('/fn/az-http', { method: 'POST', body: 'Grace' })).text(), 'Hello, Grace!');
+    const put = await t.gw('/fn/az-http', { method: 'PUT', body: 'x' });
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.get('allow'), 'GET, POST');
+    const logs = await eventually(async () => {
+      const lines = await t.logs('az-http');
+      return lines.some((l) => l.line.startsWith('Http function processed request for url')) ? lines : undefined;
+    });
+    assert.ok(logs.length > 0);
+  });
+
+  test('jsonBody, status, headers and cookies in the response; HttpResponse', async () => {
+    await t.deploy(
+      functionDir(
+        {
+          'index.js': `const { app, HttpResponse } = require('@azure/functions');
+app.post('create', async (request) => {
+  const item = await request.json();
+  if (!item.name) return new HttpResponse({ status: 400, body: 'name is required' });
+  return { status: 201, jsonBody: { created: item.name }, headers: { 'x-item': item.name }, cookies: [{ name: 'last', value: item.name, httpOnly: true }] };
+});`,
+          'package.json': JSON.stringify({ main: 'index.js' }),
+        },
+        'name: az-json\n',
+      ),
+    );
+    const res = await t.gw('/fn/az-json', { method: 'POST', body: '{"name":"pen"}', headers: { 'content-type': 'application/json' } });
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('x-item'), 'pen');
+    assert.equal(res.headers.get('set-cookie'), 'last=pen; HttpOnly');
+    assert.deepEqual(await res.json(), { created: 'pen' });
+    const bad = await t.gw('/fn/az-json', { method: 'POST', body: '{}' });
+    assert.equal(bad.status, 400);
+    assert.equal(await bad.text(), 'name is required');
+  });
+});
+
 describe('Fission Node environment', async () => {
   const t = await startPlatform();
   const deploy = (name: string, source: string) =>
@@ -279,7 +340,7 @@ describe('style selection', async () => {
   test('an unknown style is a manifest error listing the styles', async () => {
     await assert.rejects(
       t.deploySource('weird', 'export default { fetch: () => new Response("x") };', 'style: cobol\n'),
-      /style must be one of workers, lambda, openfaas, gcf, vercel, fission/,
+      /style must be one of workers, lambda, openfaas, gcf, vercel, fission, azure/,
     );
   });
 });

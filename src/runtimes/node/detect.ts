@@ -1,6 +1,8 @@
+import { REGISTRY as AZURE_REGISTRY, type AzureRegistry } from '../../sdk/azure-functions.js';
 import { type FunctionsFrameworkRegistry, REGISTRY } from '../../sdk/functions-framework.js';
 import type { FunctionInfo, LoadedFunction } from './invocation.js';
 import { ShimError } from './invocation.js';
+import { loadAzureHttp } from './styles/azure.js';
 import { loadCloudEvent } from './styles/cloudevent.js';
 import { loadExpress } from './styles/express.js';
 import { loadFission } from './styles/fission.js';
@@ -47,6 +49,18 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
     if (eventFn) return loadCloudEvent(eventFn as never, info);
     return need(`no function registered as "${name}" (registered: ${all.join(', ')})`);
   }
+
+  // The same for the Azure Functions v4 model (app.http from @azure/functions).
+  const az = (globalThis as { [AZURE_REGISTRY]?: AzureRegistry })[AZURE_REGISTRY];
+  if (az && az.http.size > 0 && (style === undefined || style === 'azure')) {
+    const all = [...az.http.keys()];
+    const name = exportName !== undefined && exportName !== 'default' ? exportName : all.length === 1 ? all[0] : undefined;
+    if (name === undefined) return need(`the module registers several HTTP functions (${all.join(', ')}): pick one with handler: <file>.<name>`);
+    const options = az.http.get(name);
+    if (!options) return need(`no HTTP function registered as "${name}" (registered: ${all.join(', ')})`);
+    return loadAzureHttp(name, options, info);
+  }
+  if (style === 'azure') return need('style azure needs app.http(name, { handler }) from @azure/functions');
 
   switch (style) {
     case 'workers': {
