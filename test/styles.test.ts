@@ -286,6 +286,115 @@ app.post('create', async (request) => {
   });
 });
 
+describe('Netlify, OpenWhisk, Knative and Fn: documented examples, unchanged', async () => {
+  const t = await startPlatform();
+  const cjs = (name: string, file: string, source: string, manifest = '') =>
+    t.deploy(functionDir({ [file]: source, 'package.json': JSON.stringify({ main: file }) }, `name: ${name}\nhandler: ${file}\n${manifest}`));
+
+  test('Netlify v2: default (req, context) with config.path params, detected', async () => {
+    await t.deploySource(
+      'netlify-v2',
+      `export default async (req, context) => {
+        const { city, country } = context.params;
+        return new Response(\`Travel guide for \${city}, \${country}\`);
+      };
+      export const config = { path: "/travel-guide/:city/:country" };`,
+    );
+    assert.equal(await (await t.gw('/fn/netlify-v2/travel-guide/paris/france')).text(), 'Travel guide for paris, france');
+  });
+
+  test('Netlify v1: exports.handler with rawUrl and REST-style events', async () => {
+    await cjs(
+      'netlify-v1',
+      'hello.js',
+      'exports.handler = async function (event, context) { return { statusCode: 200, body: JSON.stringify({ message: "Hello World", path: event.path, q: event.queryStringParameters, raw: event.rawQuery }) }; };',
+      'style: netlify\n',
+    );
+    assert.deepEqual(await (await t.gw('/fn/netlify-v1/x?a=1')).json(), { message: 'Hello World', path: '/x', q: { a: '1' }, raw: 'a=1' });
+  });
+
+  test('OpenWhisk web action: main(params) with query and JSON body merged, detected', async () => {
+    await cjs(
+      'ow-hello',
+      'hello.js',
+      `function main({name, __ow_method, __ow_path}) {
+        var msg = 'you did not tell me who you are.';
+        if (name) { msg = \`hello \${name}!\` }
+        return { body: \`<html><body><h3>\${msg}</h3></body></html>\`, headers: { 'x-method': __ow_method, 'x-path': __ow_path } };
+      }
+      exports.main = main;`,
+    );
+    const res = await t.gw('/fn/ow-hello/p?name=Ada');
+    assert.equal(await res.text(), '<html><body><h3>hello Ada!</h3></body></html>');
+    assert.equal(res.headers.get('x-method'), 'get');
+    assert.equal(res.headers.get('x-path'), '/p');
+    const posted = await t.gw('/fn/ow-hello', { method: 'POST', body: '{"name":"Grace"}', headers: { 'content-type': 'application/json' } });
+    assert.equal(await posted.text(), '<html><body><h3>hello Grace!</h3></body></html>');
+    await cjs('ow-json', 'a.js', 'exports.main = (params) => ({ greeting: "hi " + params.who });');
+    assert.deepEqual(await (await t.gw('/fn/ow-json?who=you')).json(), { greeting: 'hi you' });
+  });
+
+  test('Knative: handle(context, body) returning an object, a string, or nothing; detected', async () => {
+    await cjs(
+      'kn-fn',
+      'index.js',
+      `const handle = async (context, body) => {
+        if (context.query.mode === 'text') return 'plain';
+        if (context.query.mode === 'none') return undefined;
+        if (context.query.mode === 'full') return { statusCode: 201, headers: { 'X-Kn': 'yes' }, body: { got: body } };
+        return { query: context.query, method: context.method };
+      };
+      module.exports = { handle };`,
+    );
+    const obj = await t.gw('/fn/kn-fn?a=1');
+    assert.equal(obj.headers.get('access-control-allow-origin'), '*');
+    assert.deepEqual(await obj.json(), { query: { a: '1' }, method: 'GET' });
+    assert.equal(await (await t.gw('/fn/kn-fn?mode=text')).text(), 'plain');
+    assert.equal((await t.gw('/fn/kn-fn?mode=none')).status, 204);
+    const full = await t.gw('/fn/kn-fn?mode=full', { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } });
+    assert.equal(full.status, 201);
+    assert.equal(full.headers.get('x-kn'), 'yes');
+    assert.deepEqual(await full.json(), { got: { n: 1 } });
+  });
+
+  test('Knative: a CloudEvent in, a CloudEvent out (binary mode)', async () => {
+    await cjs(
+      'kn-events',
+      'index.js',
+      `module.exports = { handle: async (context, event) => ({ specversion: '1.0', id: 'reply-' + event.id, source: '/kn-events', type: 'com.example.reply', data: { echoed: event.data } }) };`,
+    );
+    const res = await t.gw('/fn/kn-events', {
+      method: 'POST',
+      headers: { 'ce-specversion': '1.0', 'ce-id': 'e1', 'ce-source': '/src', 'ce-type': 'com.example.ping', 'content-type': 'application/json' },
+      body: '{"x":42}',
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('ce-id'), 'reply-e1');
+    assert.equal(res.headers.get('ce-type'), 'com.example.reply');
+    assert.deepEqual(await res.json(), { echoed: { x: 42 } });
+  });
+
+  test('Fn: fdk.handle from @fnproject/fdk, detected', async () => {
+    await t.deploy(
+      functionDir(
+        {
+          'func.js': `const fdk = require('@fnproject/fdk');
+fdk.handle(function(input){
+  let name = 'World';
+  if (input.name) { name = input.name; }
+  return {'message': 'Hello ' + name}
+})`,
+          'package.json': JSON.stringify({ main: 'func.js', dependencies: { '@fnproject/fdk': '>=0.0.0' } }),
+        },
+        'name: fn-hello\nhandler: func.js\n',
+      ),
+    );
+    const res = await t.gw('/fn/fn-hello', { method: 'POST', body: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } });
+    assert.equal(res.headers.get('content-type'), 'application/json');
+    assert.deepEqual(await res.json(), { message: 'Hello Ada' });
+  });
+});
+
 describe('Fission Node environment', async () => {
   const t = await startPlatform();
   const deploy = (name: string, source: string) =>
@@ -340,7 +449,7 @@ describe('style selection', async () => {
   test('an unknown style is a manifest error listing the styles', async () => {
     await assert.rejects(
       t.deploySource('weird', 'export default { fetch: () => new Response("x") };', 'style: cobol\n'),
-      /style must be one of workers, lambda, openfaas, gcf, vercel, fission, azure/,
+      /style must be one of workers, lambda, openfaas, gcf, vercel, fission, azure, netlify, openwhisk, knative, fn/,
     );
   });
 });

@@ -19,6 +19,7 @@ export const BUNDLE_ENTRY = 'index.mjs';
 const SDK_SHIMS: Record<string, string> = {
   '@google-cloud/functions-framework': fileURLToPath(new URL('../sdk/functions-framework.js', import.meta.url)),
   '@azure/functions': fileURLToPath(new URL('../sdk/azure-functions.js', import.meta.url)),
+  '@fnproject/fdk': fileURLToPath(new URL('../sdk/fnproject-fdk.js', import.meta.url)),
 };
 
 const sdkShims: Plugin = {

@@ -14,7 +14,7 @@ import {
 } from './defaults.js';
 
 /** Handler styles of the node runtime; see docs/runtime.md#handler-styles. */
-export const NODE_STYLES = ['workers', 'lambda', 'openfaas', 'gcf', 'vercel', 'fission', 'azure'] as const;
+export const NODE_STYLES = ['workers', 'lambda', 'openfaas', 'gcf', 'vercel', 'fission', 'azure', 'netlify', 'openwhisk', 'knative', 'fn'] as const;
 export type NodeStyle = (typeof NODE_STYLES)[number];
 
 /** 1-63 characters, lower-case letters, digits and "-": safe in URLs, paths and DNS labels. */

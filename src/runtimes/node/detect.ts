@@ -1,4 +1,5 @@
 import { REGISTRY as AZURE_REGISTRY, type AzureRegistry } from '../../sdk/azure-functions.js';
+import { REGISTRY as FDK_REGISTRY, type FdkFunction } from '../../sdk/fnproject-fdk.js';
 import { type FunctionsFrameworkRegistry, REGISTRY } from '../../sdk/functions-framework.js';
 import type { FunctionInfo, LoadedFunction } from './invocation.js';
 import { ShimError } from './invocation.js';
@@ -6,8 +7,12 @@ import { loadAzureHttp } from './styles/azure.js';
 import { loadCloudEvent } from './styles/cloudevent.js';
 import { loadExpress } from './styles/express.js';
 import { loadFission } from './styles/fission.js';
+import { loadFn } from './styles/fn.js';
+import { loadKnative } from './styles/knative.js';
 import { loadLambda } from './styles/lambda.js';
+import { loadNetlify } from './styles/netlify.js';
 import { loadOpenFaas } from './styles/openfaas.js';
+import { loadOpenWhisk } from './styles/openwhisk.js';
 import { loadWorkers } from './styles/workers.js';
 
 type Module = Record<string, unknown>;
@@ -62,6 +67,11 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
   }
   if (style === 'azure') return need('style azure needs app.http(name, { handler }) from @azure/functions');
 
+  // And for the Fn Project FDK (fdk.handle(fn)).
+  const fdk = (globalThis as { [FDK_REGISTRY]?: { fn: FdkFunction; inputMode: string } })[FDK_REGISTRY];
+  if (fdk && (style === undefined || style === 'fn')) return loadFn(fdk.fn, fdk.inputMode, info);
+  if (style === 'fn') return need('style fn needs fdk.handle((input, ctx) => ...) from @fnproject/fdk');
+
   switch (style) {
     case 'workers': {
       const target = exportName && exportName !== 'default' ? named(exportName) : def;
@@ -105,6 +115,18 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
       if (typeof fn === 'function') return loadFission(fn as never, info);
       return need('style fission needs `module.exports = async (context) => ({ status, body })`');
     }
+    case 'netlify':
+      return loadNetlify(mod, info) ?? need('style netlify needs `export default async (req, context) => Response` (v2) or `exports.handler` (v1)');
+    case 'openwhisk': {
+      const fn = exportName !== undefined && exportName !== 'default' ? named(exportName) : named('main');
+      if (typeof fn === 'function') return loadOpenWhisk(fn as never, info);
+      return need('style openwhisk needs a function export named "main" (exports.main = main)');
+    }
+    case 'knative': {
+      const fn = exportName !== undefined && exportName !== 'default' ? named(exportName) : (named('handle') ?? (typeof def === 'function' ? def : undefined));
+      if (typeof fn === 'function') return loadKnative(fn as never, info);
+      return need('style knative needs `handle(context, body)` exported (module.exports = { handle })');
+    }
     case undefined:
       break;
     default:
@@ -117,8 +139,12 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
     return loadLambda(fn as never, info);
   }
   if (def && (typeof def === 'object' || typeof def === 'function') && typeof def.fetch === 'function') return loadWorkers(def as never, info);
+  // Netlify v2 is the only style that pairs a default function with `export const config`.
+  if (typeof def === 'function' && mod.config && typeof mod.config === 'object') return loadNetlify(mod, info) as LoadedFunction;
   const handler = named('handler');
   if (typeof handler === 'function') return loadLambda(handler as never, info);
+  if (typeof named('handle') === 'function') return loadKnative(named('handle') as never, info);
+  if (typeof named('main') === 'function') return loadOpenWhisk(named('main') as never, info);
   if (typeof def === 'function') {
     return need('the default export is a function, which several styles use: set `style:` in nimbus.yaml (e.g. style: openfaas)');
   }

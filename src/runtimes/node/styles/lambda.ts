@@ -21,14 +21,19 @@ export interface LambdaContext {
  * callback form `(event, context, callback)`. HTTP requests arrive as API Gateway
  * payload format 2.0 events (as Lambda function URLs send them).
  */
-export function loadLambda(handler: LambdaHandler, info: FunctionInfo): LoadedFunction {
+export function loadLambda(
+  handler: LambdaHandler,
+  info: FunctionInfo,
+  /** Adds platform-specific fields to the event (Netlify's rawUrl, ...). */
+  extend: (event: Record<string, unknown>, inv: Invocation) => Record<string, unknown> = (e) => e,
+): LoadedFunction {
   const arn = `arn:aws:lambda:local:000000000000:function:${info.functionName}`;
   const v1 = info.payloadFormat === '1.0';
   return {
     style: 'lambda',
     async invoke(inv: Invocation): Promise<InvocationResult> {
       const body = await inv.readBody();
-      const event = v1 ? toEventV1(inv, body) : toEventV2(inv, body);
+      const event = extend(v1 ? toEventV1(inv, body) : toEventV2(inv, body), inv);
       const context: LambdaContext = {
         awsRequestId: inv.head.requestId,
         functionName: info.functionName,
