@@ -186,6 +186,15 @@ describe('npm start equivalent: nimbus up --examples', async () => {
     assert.deepEqual(await openfaas.json(), { status: 'You said: {"a":1}', method: 'POST', path: '/' });
     assert.equal(await (await fetch(`${info.gatewayUrl}/fn/gcf-http?name=Ada`)).text(), 'Hello Ada!');
     assert.deepEqual(await (await fetch(`${info.gatewayUrl}/fn/vercel-node?name=Ada`)).json(), { message: 'Hello Ada!' });
+    const get = async (path: string, init?: RequestInit) => (await fetch(`${info.gatewayUrl}/fn/${path}`, init)).text();
+    assert.equal(await get('azure-http?name=Ada'), 'Hello, Ada!');
+    assert.equal(await get('netlify-v2/travel-guide/paris/france'), 'Travel guide for paris, france');
+    assert.equal(await get('openwhisk-web?name=Ada'), '<html><body><h3>hello Ada!</h3></body></html>');
+    assert.deepEqual(JSON.parse(await get('knative-http?a=1')), { query: { a: '1' }, method: 'GET' });
+    assert.deepEqual(JSON.parse(await get('fn-hello', { method: 'POST', body: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } })), {
+      message: 'Hello Ada',
+    });
+    assert.equal(await get('fission-hello'), 'hello, world! (GET)\n');
     child.kill('SIGINT');
     assert.equal(await exited(child), 0);
   });
