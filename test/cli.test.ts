@@ -195,6 +195,8 @@ describe('npm start equivalent: nimbus up --examples', async () => {
       message: 'Hello Ada',
     });
     assert.equal(await get('fission-hello'), 'hello, world! (GET)\n');
+    assert.equal(JSON.parse(await get('python-lambda?name=Ada')).message, 'Hello Ada');
+    assert.equal(await get('python-flask/hello/Ada'), 'Hello Ada from Flask');
     child.kill('SIGINT');
     assert.equal(await exited(child), 0);
   });

@@ -4,9 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { build, type Message, type Plugin, stop } from 'esbuild';
 import { zipSync } from 'fflate';
 import { parse as parseYaml } from 'yaml';
-import { MANIFEST_FILES, resolveHandler, SOURCE_EXTENSIONS } from '../config/handler.js';
+import { MANIFEST_FILES, PYTHON_DEFAULT_FILES, PYTHON_EXTENSIONS, resolveHandler, SOURCE_EXTENSIONS } from '../config/handler.js';
 import { type Manifest, parseManifest } from '../config/manifest.js';
 import { NimbusError } from '../shared/errors.js';
+import { collectFiles } from './pack.js';
 
 /** The manifest a built bundle carries at its root. */
 export const BUNDLE_MANIFEST = 'nimbus.json';
@@ -76,6 +77,7 @@ export async function buildFunction(dir: string, overrides: Record<string, unkno
   const manifest = parseManifest(merged, source);
   const name = manifest.name ?? (root.split('/').pop() as string);
   if (!manifest.name) parseManifest({ ...merged, name }, 'the folder name (set name: in nimbus.yaml or pass --name)');
+  if (manifest.runtime === 'python') return packPython(root, { ...manifest, name });
   const { entry, exportName } = resolveHandler(manifest.handler, (p) => existsSync(join(root, p)), SOURCE_EXTENSIONS);
 
   const result = await build({
@@ -98,18 +100,32 @@ export async function buildFunction(dir: string, overrides: Record<string, unkno
     throw new NimbusError('NIMBUS_BUILD_FAILED', `esbuild could not bundle ${entry}:\n${text}`, { details: { errors: errors.map(formatMessage) } });
   });
   const code = result.outputFiles[0].contents;
+  const zip = zipBundle({ [BUNDLE_ENTRY]: code }, { ...manifest, name }, exportName ? `index.${exportName}` : BUNDLE_ENTRY);
+  return { manifest: { ...manifest, name }, zip, bundleBytes: code.length };
+}
+
+/** Python functions ship as they are: the folder's files and the resolved manifest. */
+function packPython(root: string, manifest: Manifest & { name: string }): BuiltFunction {
+  const handler = manifest.handler ?? PYTHON_DEFAULT_FILES.find((f) => existsSync(join(root, f)));
+  const { entry, exportName } = resolveHandler(handler, (p) => existsSync(join(root, p)), PYTHON_EXTENSIONS);
+  const files = collectFiles(root);
+  for (const f of MANIFEST_FILES) delete files[f];
+  const bytes = Object.values(files).reduce((n, f) => n + f.length, 0);
+  return { manifest, zip: zipBundle(files, manifest, exportName ? `${entry}.${exportName}` : entry), bundleBytes: bytes };
+}
+
+/** The upload: files plus nimbus.json, the manifest with its handler resolved and durations spelled out. */
+function zipBundle(files: Record<string, Uint8Array>, manifest: Manifest & { name: string }, handler: string): Uint8Array {
   const bundleManifest = {
     ...manifest,
-    name,
-    handler: exportName ? `index.${exportName}` : BUNDLE_ENTRY,
+    handler,
     timeout: `${manifest.timeout}ms`,
     scale: { ...manifest.scale, idleTimeout: `${manifest.scale.idleTimeout}ms` },
   };
-  const zip = zipSync(
-    { [BUNDLE_ENTRY]: code, [BUNDLE_MANIFEST]: new TextEncoder().encode(`${JSON.stringify(bundleManifest, null, 2)}\n`) },
+  return zipSync(
+    { ...files, [BUNDLE_MANIFEST]: new TextEncoder().encode(`${JSON.stringify(bundleManifest, null, 2)}\n`) },
     { level: 6, mtime: new Date('1980-01-01T00:00:00Z') },
   );
-  return { manifest: { ...manifest, name }, zip, bundleBytes: code.length };
 }
 
 function formatMessage(m: Message): string {

@@ -6,6 +6,9 @@ export const MANIFEST_FILES = ['nimbus.yaml', 'nimbus.yml', 'nimbus.json'];
 /** Extensions a handler file may have in source folders and in built bundles. */
 export const SOURCE_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx', '.js', '.mjs', '.cjs', '.jsx'];
 export const BUNDLE_EXTENSIONS = ['.mjs', '.js', '.cjs'];
+export const PYTHON_EXTENSIONS = ['.py'];
+/** Where a Python function's handler usually lives, when the manifest does not say. */
+export const PYTHON_DEFAULT_FILES = ['handler.py', 'lambda_function.py', 'app.py', 'main.py', 'index.py'];
 
 export interface ResolvedHandler {
   /** The entry file, relative to the function folder. */

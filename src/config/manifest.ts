@@ -16,6 +16,9 @@ import {
 /** Handler styles of the node runtime; see docs/runtime.md#handler-styles. */
 export const NODE_STYLES = ['workers', 'lambda', 'openfaas', 'gcf', 'vercel', 'fission', 'azure', 'netlify', 'openwhisk', 'knative', 'fn'] as const;
 export type NodeStyle = (typeof NODE_STYLES)[number];
+/** Handler styles of the python runtime. */
+export const PYTHON_STYLES = ['lambda', 'openfaas', 'openfaas-classic', 'wsgi'] as const;
+const STYLE_MESSAGE = `style must be one of ${NODE_STYLES.join(', ')} for runtime node, or ${PYTHON_STYLES.join(', ')} for runtime python (or left out to detect it)`;
 
 /** 1-63 characters, lower-case letters, digits and "-": safe in URLs, paths and DNS labels. */
 export const FUNCTION_NAME_PATTERN = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -104,7 +107,7 @@ export const manifestSchema = z
   .object({
     name: z.string().regex(FUNCTION_NAME_PATTERN, 'name must be 1-63 characters of a-z, 0-9 and "-", starting with a letter').optional(),
     runtime: z
-      .enum(['node'], { errorMap: () => ({ message: 'runtime must be "node" (python and process runtimes arrive in a later release)' }) })
+      .enum(['node', 'python'], { errorMap: () => ({ message: 'runtime must be "node" or "python" (the process runtime arrives in a later release)' }) })
       .default('node'),
     handler: z
       .string()
@@ -112,7 +115,7 @@ export const manifestSchema = z
       .max(256)
       .refine((h) => !h.split('/').includes('..') && !h.startsWith('/'), 'handler must be a relative path inside the function folder')
       .optional(),
-    style: z.enum(NODE_STYLES, { errorMap: () => ({ message: `style must be one of ${NODE_STYLES.join(', ')} (or left out to detect it)` }) }).optional(),
+    style: z.enum([...NODE_STYLES, ...PYTHON_STYLES], { errorMap: () => ({ message: STYLE_MESSAGE }) }).optional(),
     payloadFormat: z
       .union([z.literal('1.0'), z.literal('2.0'), z.literal(1), z.literal(2)], {
         errorMap: () => ({ message: 'payloadFormat must be "1.0" (REST API events) or "2.0" (HTTP API / function URL events)' }),
@@ -133,7 +136,11 @@ export const manifestSchema = z
       .default({})
       .refine((s) => s.min <= s.max, { message: 'scale.min must not exceed scale.max', path: ['min'] }),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    const allowed: readonly string[] = m.runtime === 'python' ? PYTHON_STYLES : NODE_STYLES;
+    if (m.style !== undefined && !allowed.includes(m.style)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['style'], message: STYLE_MESSAGE });
+  });
 
 export type Manifest = z.output<typeof manifestSchema>;
 export type ManifestInput = z.input<typeof manifestSchema>;

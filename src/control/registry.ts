@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { type ArtifactStore, readBundleZip } from '../artifacts/artifact-store.js';
-import { BUNDLE_EXTENSIONS, MANIFEST_FILES, resolveHandler } from '../config/handler.js';
+import { BUNDLE_EXTENSIONS, MANIFEST_FILES, PYTHON_EXTENSIONS, resolveHandler } from '../config/handler.js';
 import { parseManifest, validateFunctionName } from '../config/manifest.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import type { RuntimeManager } from '../runtime/manager.js';
@@ -57,7 +57,8 @@ export class FunctionRegistry {
     if (manifest.name !== undefined && manifest.name !== name) {
       throw new NimbusError('NIMBUS_NAME_MISMATCH', `the manifest names "${manifest.name}" but the upload is for "${name}"`);
     }
-    const { entry, exportName } = resolveHandler(manifest.handler, (p) => bundle.files.has(p), BUNDLE_EXTENSIONS);
+    const extensions = manifest.runtime === 'python' ? PYTHON_EXTENSIONS : BUNDLE_EXTENSIONS;
+    const { entry, exportName } = resolveHandler(manifest.handler, (p) => bundle.files.has(p), extensions);
     const { name: _ignored, ...rest } = manifest;
     const config: FunctionConfig = { ...rest, entry, ...(exportName ? { exportName } : {}) };
     this.#artifacts.put(bundle);
@@ -88,6 +89,7 @@ export class FunctionRegistry {
     return {
       key: String(latest.id),
       name: record.name,
+      runtime: c.runtime,
       version: latest.version,
       memoryMB: c.memory,
       timeoutMs: c.timeout,

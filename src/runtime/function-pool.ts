@@ -8,6 +8,7 @@ export interface FunctionSpec {
   /** Unique per deployed version, across removals and redeploys. */
   key: string;
   name: string;
+  runtime: 'node' | 'python';
   version: number;
   load: LoadMessage;
   memoryMB: number;

@@ -46,3 +46,31 @@ export class NodeLauncher implements InstanceLauncher {
     return Instance.start({ command: process.execPath, args: this.#args(memoryMB), memoryMB, onLog: this.#onLog });
   }
 }
+
+/** Where the Python shim lives: shipped as source, it needs no build. */
+const PYTHON_SHIM = fileURLToPath(new URL('../../../src/runtimes/python/shim.py', import.meta.url));
+
+/** The system's python3: Debian's, whose packages (python3-flask, ...) functions may import. */
+export function findPython(): string {
+  for (const candidate of ['/usr/bin/python3', '/usr/local/bin/python3']) if (existsSync(candidate)) return candidate;
+  return 'python3';
+}
+
+/**
+ * Python instances: the system's python3 running the stdlib-only shim, unbuffered and
+ * without writing bytecode into the (content-addressed) bundle folder, with none of
+ * the platform's environment. Memory is held by the platform's RSS watchdog.
+ */
+export class PythonLauncher implements InstanceLauncher {
+  readonly #onLog: NodeLauncherOptions['onLog'];
+  readonly #python = findPython();
+
+  constructor(opts: Pick<NodeLauncherOptions, 'onLog'>) {
+    if (!existsSync(PYTHON_SHIM)) throw new Error(`python shim not found at ${PYTHON_SHIM}`);
+    this.#onLog = opts.onLog;
+  }
+
+  start(memoryMB: number): Promise<Instance> {
+    return Instance.start({ command: this.#python, args: ['-u', '-B', PYTHON_SHIM], memoryMB, onLog: this.#onLog });
+  }
+}

@@ -1,15 +1,17 @@
 import { DEFAULT_MEMORY_MB, MEMORY_CHECK_INTERVAL_MS } from '../config/defaults.js';
 import { FunctionPool, type FunctionSpec } from './function-pool.js';
 import type { Instance, LogLine } from './instance.js';
-import { type InstanceLauncher, NodeLauncher } from './launcher.js';
+import { NodeLauncher, PythonLauncher } from './launcher.js';
 import { WarmPool } from './warm-pool.js';
 
 export interface RuntimeOptions {
   codeRoot: string;
   warmPoolSize: number;
   onLog(owner: { name: string; version: number } | undefined, log: LogLine): void;
-  launcher?: InstanceLauncher;
 }
+
+/** Pre-started Python interpreters, once a Python function exists. */
+const PYTHON_WARM_POOL_SIZE = 1;
 
 /**
  * Owns every instance: the warm pool of generic shims and one FunctionPool per
@@ -18,12 +20,15 @@ export interface RuntimeOptions {
  */
 export class RuntimeManager {
   readonly #warm: WarmPool;
+  readonly #opts: RuntimeOptions;
+  #pythonWarm: WarmPool | undefined;
   readonly #pools = new Map<string, FunctionPool>();
   readonly #current = new Map<string, FunctionPool>();
   readonly #watchdog: NodeJS.Timeout;
 
   constructor(opts: RuntimeOptions) {
-    const launcher = opts.launcher ?? new NodeLauncher({ codeRoot: opts.codeRoot, onLog: (instance, log) => opts.onLog(instance.owner, log) });
+    this.#opts = opts;
+    const launcher = new NodeLauncher({ codeRoot: opts.codeRoot, onLog: (instance, log) => opts.onLog(instance.owner, log) });
     this.#warm = new WarmPool(launcher, opts.warmPoolSize, DEFAULT_MEMORY_MB);
     this.#warm.fill();
     this.#watchdog = setInterval(() => this.#checkMemory(), MEMORY_CHECK_INTERVAL_MS);
@@ -35,13 +40,23 @@ export class RuntimeManager {
     const key = spec.key;
     let pool = this.#pools.get(key);
     if (pool) return pool;
-    pool = new FunctionPool(spec, this.#warm);
+    pool = new FunctionPool(spec, spec.runtime === 'python' ? this.#python() : this.#warm);
     this.#pools.set(key, pool);
     const previous = this.#current.get(spec.name);
     this.#current.set(spec.name, pool);
     if (previous && previous !== pool) this.#retire(previous);
     pool.ensureMin();
     return pool;
+  }
+
+  /** The Python warm pool, started with the first Python function. */
+  #python(): WarmPool {
+    if (!this.#pythonWarm) {
+      const launcher = new PythonLauncher({ onLog: (instance, log) => this.#opts.onLog(instance.owner, log) });
+      this.#pythonWarm = new WarmPool(launcher, PYTHON_WARM_POOL_SIZE, DEFAULT_MEMORY_MB);
+      this.#pythonWarm.fill();
+    }
+    return this.#pythonWarm;
   }
 
   /** Current pool of a function, if it has one. */
@@ -65,6 +80,7 @@ export class RuntimeManager {
     clearInterval(this.#watchdog);
     await Promise.all([...this.#pools.values()].map((p) => p.dispose(graceMs)));
     await this.#warm.dispose();
+    await this.#pythonWarm?.dispose();
   }
 
   #retire(pool: FunctionPool): void {
