@@ -197,6 +197,9 @@ describe('npm start equivalent: nimbus up --examples', async () => {
     assert.equal(await get('fission-hello'), 'hello, world! (GET)\n');
     assert.equal(JSON.parse(await get('python-lambda?name=Ada')).message, 'Hello Ada');
     assert.equal(await get('python-flask/hello/Ada'), 'Hello Ada from Flask');
+    assert.deepEqual(JSON.parse(await get('process-http/a?b=1')), { hello: 'from a process', path: '/a?b=1' });
+    assert.equal(await get('process-stdio', { method: 'POST', body: 'one two three' }), 'POST request with 3 words\n');
+    assert.equal(await get('process-bootstrap/x/y'), 'shell bootstrap saw /x/y');
     child.kill('SIGINT');
     assert.equal(await exited(child), 0);
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
@@ -9,9 +9,12 @@ import { Platform } from '../src/platform.js';
 export const REPO_ROOT = join(dirname(new URL(import.meta.url).pathname), '..', '..');
 export const CLI = join(REPO_ROOT, 'bin', 'nimbus.js');
 
+const tempDirs: string[] = [];
+
 /** A temp folder removed when the test file ends. */
 export function tempDir(prefix = 'nimbus-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
   after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
@@ -125,7 +128,29 @@ export function testNoLeakedChildren(): void {
       left = childPids();
     }
     assert.deepEqual(left, [], `child processes leaked: ${left.map((p) => `${p} ${safeCmdline(p)}`).join('; ')}`);
+    // Programs a function started (runtime: process) are grandchildren, re-parented when
+    // their instance dies: find them by their working folder inside this file's temp folders.
+    let orphans = orphanPids();
+    while (orphans.length > 0 && Date.now() < deadline + 2_000) {
+      await new Promise((r) => setTimeout(r, 50));
+      orphans = orphanPids();
+    }
+    assert.deepEqual(orphans, [], `function programs outlived their instance: ${orphans.map((p) => `${p} ${safeCmdline(p)}`).join('; ')}`);
   });
+}
+
+function orphanPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (tempDirs.some((dir) => cwd === dir || cwd.startsWith(`${dir}/`))) pids.push(Number(entry));
+    } catch {
+      // gone, or not ours to inspect
+    }
+  }
+  return pids;
 }
 
 function safeCmdline(pid: number): string {

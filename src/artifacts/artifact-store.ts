@@ -97,7 +97,9 @@ export class ArtifactStore {
       for (const [path, data] of bundle.files) {
         const file = join(tmp, path);
         mkdirSync(dirname(file), { recursive: true });
-        writeFileSync(file, data, { mode: 0o644 });
+        // Scripts and binaries keep the right to run (runtime: process); zips carry no modes.
+        const executable = (data[0] === 0x23 && data[1] === 0x21) || (data[0] === 0x7f && data[1] === 0x45 && data[2] === 0x4c && data[3] === 0x46);
+        writeFileSync(file, data, { mode: executable ? 0o755 : 0o644 });
       }
       renameSync(tmp, dest);
     } catch (err) {

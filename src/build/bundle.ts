@@ -78,6 +78,7 @@ export async function buildFunction(dir: string, overrides: Record<string, unkno
   const name = manifest.name ?? (root.split('/').pop() as string);
   if (!manifest.name) parseManifest({ ...merged, name }, 'the folder name (set name: in nimbus.yaml or pass --name)');
   if (manifest.runtime === 'python') return packPython(root, { ...manifest, name });
+  if (manifest.runtime === 'process') return packProcess(root, { ...manifest, name });
   const { entry, exportName } = resolveHandler(manifest.handler, (p) => existsSync(join(root, p)), SOURCE_EXTENSIONS);
 
   const result = await build({
@@ -114,8 +115,16 @@ function packPython(root: string, manifest: Manifest & { name: string }): BuiltF
   return { manifest, zip: zipBundle(files, manifest, exportName ? `${entry}.${exportName}` : entry), bundleBytes: bytes };
 }
 
+/** Programs ship as they are; the handler, if any, is only passed on (as _HANDLER). */
+function packProcess(root: string, manifest: Manifest & { name: string }): BuiltFunction {
+  const files = collectFiles(root);
+  for (const f of MANIFEST_FILES) delete files[f];
+  const bytes = Object.values(files).reduce((n, f) => n + f.length, 0);
+  return { manifest, zip: zipBundle(files, manifest, manifest.handler), bundleBytes: bytes };
+}
+
 /** The upload: files plus nimbus.json, the manifest with its handler resolved and durations spelled out. */
-function zipBundle(files: Record<string, Uint8Array>, manifest: Manifest & { name: string }, handler: string): Uint8Array {
+function zipBundle(files: Record<string, Uint8Array>, manifest: Manifest & { name: string }, handler: string | undefined): Uint8Array {
   const bundleManifest = {
     ...manifest,
     handler,

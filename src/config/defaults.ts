@@ -28,6 +28,8 @@ export const DEFAULT_WARM_POOL_SIZE = 2;
 /** Wait after taking a pre-started instance before starting its replacement. */
 export const WARM_POOL_REFILL_DELAY_MS = 100;
 export const INSTANCE_START_TIMEOUT_MS = 10_000;
+/** How long a runtime: process program may take to become ready (listen on $PORT, or ask the Runtime API for work). */
+export const PROCESS_READY_TIMEOUT_MS = 10_000;
 export const INSTANCE_STOP_GRACE_MS = 2_000;
 export const MEMORY_CHECK_INTERVAL_MS = 250;
 export const SHUTDOWN_DRAIN_TIMEOUT_MS = 30_000;

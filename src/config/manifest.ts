@@ -18,7 +18,9 @@ export const NODE_STYLES = ['workers', 'lambda', 'openfaas', 'gcf', 'vercel', 'f
 export type NodeStyle = (typeof NODE_STYLES)[number];
 /** Handler styles of the python runtime. */
 export const PYTHON_STYLES = ['lambda', 'openfaas', 'openfaas-classic', 'wsgi'] as const;
-const STYLE_MESSAGE = `style must be one of ${NODE_STYLES.join(', ')} for runtime node, or ${PYTHON_STYLES.join(', ')} for runtime python (or left out to detect it)`;
+/** How a program runs under runtime: process. */
+export const PROCESS_STYLES = ['http', 'stdio', 'lambda-runtime'] as const;
+const STYLE_MESSAGE = `style must be one of ${NODE_STYLES.join(', ')} for runtime node, ${PYTHON_STYLES.join(', ')} for runtime python, or ${PROCESS_STYLES.join(', ')} for runtime process (or left out to detect it)`;
 
 /** 1-63 characters, lower-case letters, digits and "-": safe in URLs, paths and DNS labels. */
 export const FUNCTION_NAME_PATTERN = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -106,16 +108,19 @@ const int = (field: string, min: number, max: number) =>
 export const manifestSchema = z
   .object({
     name: z.string().regex(FUNCTION_NAME_PATTERN, 'name must be 1-63 characters of a-z, 0-9 and "-", starting with a letter').optional(),
-    runtime: z
-      .enum(['node', 'python'], { errorMap: () => ({ message: 'runtime must be "node" or "python" (the process runtime arrives in a later release)' }) })
-      .default('node'),
+    runtime: z.enum(['node', 'python', 'process'], { errorMap: () => ({ message: 'runtime must be "node", "python" or "process"' }) }).default('node'),
     handler: z
       .string()
       .min(1)
       .max(256)
       .refine((h) => !h.split('/').includes('..') && !h.startsWith('/'), 'handler must be a relative path inside the function folder')
       .optional(),
-    style: z.enum([...NODE_STYLES, ...PYTHON_STYLES], { errorMap: () => ({ message: STYLE_MESSAGE }) }).optional(),
+    style: z.enum([...NODE_STYLES, ...PYTHON_STYLES, ...PROCESS_STYLES], { errorMap: () => ({ message: STYLE_MESSAGE }) }).optional(),
+    command: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
+        errorMap: () => ({ message: 'command must be a string (run by /bin/sh) or a list of arguments' }),
+      })
+      .optional(),
     payloadFormat: z
       .union([z.literal('1.0'), z.literal('2.0'), z.literal(1), z.literal(2)], {
         errorMap: () => ({ message: 'payloadFormat must be "1.0" (REST API events) or "2.0" (HTTP API / function URL events)' }),
@@ -138,8 +143,18 @@ export const manifestSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    const allowed: readonly string[] = m.runtime === 'python' ? PYTHON_STYLES : NODE_STYLES;
+    const allowed: readonly string[] = m.runtime === 'python' ? PYTHON_STYLES : m.runtime === 'process' ? PROCESS_STYLES : NODE_STYLES;
     if (m.style !== undefined && !allowed.includes(m.style)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['style'], message: STYLE_MESSAGE });
+    if (m.runtime === 'process' && m.command === undefined && m.style !== 'lambda-runtime') {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['command'],
+        message: 'runtime process needs command (e.g. command: ./server.sh), or style: lambda-runtime with an executable bootstrap',
+      });
+    }
+    if (m.runtime !== 'process' && m.command !== undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['command'], message: 'command is only used with runtime: process' });
+    }
   });
 
 export type Manifest = z.output<typeof manifestSchema>;
@@ -162,7 +177,7 @@ export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest 
   const problems: ManifestProblem[] = result.error.issues.flatMap((issue): ManifestProblem[] => {
     if (issue.code === 'unrecognized_keys') {
       const allowed =
-        issue.path.length === 0 ? 'name, runtime, handler, style, payloadFormat, env, memory, timeout, scale' : 'min, max, concurrency, idleTimeout';
+        issue.path.length === 0 ? 'name, runtime, handler, style, command, payloadFormat, env, memory, timeout, scale' : 'min, max, concurrency, idleTimeout';
       return issue.keys.map((key) => ({
         field: [...issue.path, key].join('.'),
         value: valueAt(input, [...issue.path, key]),

@@ -58,7 +58,15 @@ export class FunctionRegistry {
       throw new NimbusError('NIMBUS_NAME_MISMATCH', `the manifest names "${manifest.name}" but the upload is for "${name}"`);
     }
     const extensions = manifest.runtime === 'python' ? PYTHON_EXTENSIONS : BUNDLE_EXTENSIONS;
-    const { entry, exportName } = resolveHandler(manifest.handler, (p) => bundle.files.has(p), extensions);
+    // A program (runtime: process) has no entry module; its handler is passed on as is.
+    const { entry, exportName } =
+      manifest.runtime === 'process' ? { entry: '', exportName: undefined } : resolveHandler(manifest.handler, (p) => bundle.files.has(p), extensions);
+    if (manifest.runtime === 'process' && manifest.style === 'lambda-runtime' && manifest.command === undefined && !bundle.files.has('bootstrap')) {
+      throw new NimbusError(
+        'NIMBUS_INVALID_MANIFEST',
+        'style lambda-runtime needs an executable file named "bootstrap" in the function folder, or a command in nimbus.yaml',
+      );
+    }
     const { name: _ignored, ...rest } = manifest;
     const config: FunctionConfig = { ...rest, entry, ...(exportName ? { exportName } : {}) };
     this.#artifacts.put(bundle);
@@ -93,7 +101,8 @@ export class FunctionRegistry {
       version: latest.version,
       memoryMB: c.memory,
       timeoutMs: c.timeout,
-      scale: { min: c.scale.min, max: c.scale.max, concurrency: c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
+      // A Lambda Runtime API bootstrap takes one event at a time, as on Lambda: more requests mean more instances.
+      scale: { min: c.scale.min, max: c.scale.max, concurrency: c.style === 'lambda-runtime' ? 1 : c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
       load: {
         functionName: record.name,
         version: latest.version,
@@ -101,6 +110,9 @@ export class FunctionRegistry {
         entry: c.entry,
         exportName: c.exportName,
         style: c.style,
+        runtime: c.runtime,
+        command: c.command,
+        handler: c.handler,
         payloadFormat: c.payloadFormat,
         env: c.env,
         memoryMB: c.memory,

@@ -8,7 +8,7 @@ export interface FunctionSpec {
   /** Unique per deployed version, across removals and redeploys. */
   key: string;
   name: string;
-  runtime: 'node' | 'python';
+  runtime: 'node' | 'python' | 'process';
   version: number;
   load: LoadMessage;
   memoryMB: number;

@@ -13,7 +13,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { INSTANCE_START_TIMEOUT_MS, INSTANCE_STOP_GRACE_MS, MAX_LOG_LINE_BYTES } from '../config/defaults.js';
+import { INSTANCE_START_TIMEOUT_MS, INSTANCE_STOP_GRACE_MS, MAX_LOG_LINE_BYTES, PROCESS_READY_TIMEOUT_MS } from '../config/defaults.js';
 import { isErrorCode, NimbusError } from '../shared/errors.js';
 import type { InvocationErrorMessage, LoadErrorMessage, LoadMessage, RequestHead, ResponseHead } from './protocol/frames.js';
 import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from './protocol/frames.js';
@@ -76,6 +76,9 @@ export class Instance {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', TZ: 'UTC', HOME: '/tmp' },
       cwd: '/',
+      // Its own process group, so stopping an instance also stops whatever it started
+      // (runtime: process runs the function's program as a child of the shim).
+      detached: true,
     });
     this.#socket = this.#proc.stdio[3] as Socket;
     this.#send = corkedWriter(this.#socket);
@@ -98,6 +101,7 @@ export class Instance {
         this.#onProcessExit();
         resolve();
       };
+      this.#proc.once('exit', () => this.#signalGroup('SIGKILL'));
       this.#proc.once('exit', finish);
       // A process that could not be spawned at all never emits 'exit'; the awaitControl
       // racers listen for 'exit', so give them one.
@@ -134,7 +138,9 @@ export class Instance {
   async load(msg: LoadMessage): Promise<string> {
     this.state = 'loading';
     this.#send(encodeJsonFrame(FrameType.LOAD, 0, msg));
-    const { type, payload } = await this.#awaitControl(FrameType.LOADED, INSTANCE_START_TIMEOUT_MS, 'load');
+    // A process runtime waits for its own program (PROCESS_READY_TIMEOUT_MS) and reports why; give it room to.
+    const timeoutMs = msg.runtime === 'process' ? PROCESS_READY_TIMEOUT_MS + INSTANCE_START_TIMEOUT_MS : INSTANCE_START_TIMEOUT_MS;
+    const { type, payload } = await this.#awaitControl(FrameType.LOADED, timeoutMs, 'load');
     if (type === FrameType.LOAD_ERROR) {
       const e = JSON.parse(payload.toString('utf8')) as LoadErrorMessage;
       const code = isErrorCode(e.code) ? e.code : 'NIMBUS_LOAD_FAILED';
@@ -223,7 +229,18 @@ export class Instance {
     if (this.state === 'exited') return;
     this.killReason ??= reason;
     this.state = 'stopping';
-    this.#proc.kill('SIGKILL');
+    this.#signalGroup('SIGKILL');
+  }
+
+  /** Signals the instance's whole process group; ESRCH (already gone) is fine. */
+  #signalGroup(signal: NodeJS.Signals): void {
+    const pid = this.#proc.pid;
+    try {
+      if (pid !== undefined) process.kill(-pid, signal);
+      else this.#proc.kill(signal);
+    } catch {
+      // the group has already exited
+    }
   }
 
   /** 5: graceful stop; idempotent; resolves once the process has exited. */
@@ -231,7 +248,7 @@ export class Instance {
     if (this.state !== 'exited' && this.state !== 'stopping') {
       this.state = 'stopping';
       this.#proc.kill('SIGTERM');
-      const timer = setTimeout(() => this.#proc.kill('SIGKILL'), graceMs);
+      const timer = setTimeout(() => this.#signalGroup('SIGKILL'), graceMs);
       await this.#exited;
       clearTimeout(timer);
     }

@@ -11,6 +11,11 @@ export interface InstanceLauncher {
 export interface NodeLauncherOptions {
   /** Folder holding unpacked bundles: the only data the instance may read. */
   codeRoot: string;
+  /**
+   * Off for runtime: process, whose shim must start the function's program: Node's
+   * permission model forbids child processes.
+   */
+  permissionModel?: boolean;
   onLog(instance: Instance, log: LogLine): void;
 }
 
@@ -31,13 +36,13 @@ export class NodeLauncher implements InstanceLauncher {
     const shim = join(SHIM_DIR, 'shim.js');
     if (!existsSync(shim)) throw new Error(`node shim not found at ${shim}; run npm run build`);
     this.#onLog = opts.onLog;
+    const permissions =
+      opts.permissionModel === false ? [] : ['--experimental-permission', `--allow-fs-read=${DIST_SRC_DIR}*`, `--allow-fs-read=${join(opts.codeRoot, '*')}`];
     this.#args = (memoryMB) => [
       // The heap gets most of the memory; the platform's RSS check enforces the whole.
       `--max-old-space-size=${Math.max(64, Math.floor(memoryMB * 0.8))}`,
       '--no-warnings',
-      '--experimental-permission',
-      `--allow-fs-read=${DIST_SRC_DIR}*`,
-      `--allow-fs-read=${join(opts.codeRoot, '*')}`,
+      ...permissions,
       shim,
     ];
   }

@@ -22,6 +22,8 @@ export class RuntimeManager {
   readonly #warm: WarmPool;
   readonly #opts: RuntimeOptions;
   #pythonWarm: WarmPool | undefined;
+  /** Programs (runtime: process) start on demand: nothing to pre-warm but a Node shim. */
+  readonly #processStarts: WarmPool;
   readonly #pools = new Map<string, FunctionPool>();
   readonly #current = new Map<string, FunctionPool>();
   readonly #watchdog: NodeJS.Timeout;
@@ -30,6 +32,8 @@ export class RuntimeManager {
     this.#opts = opts;
     const launcher = new NodeLauncher({ codeRoot: opts.codeRoot, onLog: (instance, log) => opts.onLog(instance.owner, log) });
     this.#warm = new WarmPool(launcher, opts.warmPoolSize, DEFAULT_MEMORY_MB);
+    const processLauncher = new NodeLauncher({ codeRoot: opts.codeRoot, permissionModel: false, onLog: (instance, log) => opts.onLog(instance.owner, log) });
+    this.#processStarts = new WarmPool(processLauncher, 0, DEFAULT_MEMORY_MB);
     this.#warm.fill();
     this.#watchdog = setInterval(() => this.#checkMemory(), MEMORY_CHECK_INTERVAL_MS);
     this.#watchdog.unref();
@@ -40,7 +44,8 @@ export class RuntimeManager {
     const key = spec.key;
     let pool = this.#pools.get(key);
     if (pool) return pool;
-    pool = new FunctionPool(spec, spec.runtime === 'python' ? this.#python() : this.#warm);
+    const warm = spec.runtime === 'python' ? this.#python() : spec.runtime === 'process' ? this.#processStarts : this.#warm;
+    pool = new FunctionPool(spec, warm);
     this.#pools.set(key, pool);
     const previous = this.#current.get(spec.name);
     this.#current.set(spec.name, pool);

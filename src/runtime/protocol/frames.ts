@@ -100,6 +100,12 @@ export interface LoadMessage {
   exportName?: string;
   /** The handler style from the manifest; undefined means detect it. */
   style?: string;
+  /** Which shim code runs the function: node modules, or a program (runtime: process). */
+  runtime?: 'node' | 'python' | 'process';
+  /** runtime: process: the program to run (a string goes through /bin/sh). */
+  command?: string | string[];
+  /** The manifest's handler as written (the Lambda Runtime API passes it as _HANDLER). */
+  handler?: string;
   /** Lambda style: API Gateway payload format of HTTP events. */
   payloadFormat?: '1.0' | '2.0';
   env: Record<string, string>;

@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import type { LoadMessage, RequestHead } from '../../runtime/protocol/frames.js';
 import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from '../../runtime/protocol/frames.js';
+import { loadProcess } from '../process/load.js';
 import { loadStyle } from './detect.js';
 import type { Invocation, InvocationResult, LoadedFunction } from './invocation.js';
 import { BodyQueue, ShimError } from './invocation.js';
@@ -90,15 +91,29 @@ const decoder = new FrameDecoder((type, stream, payload) => {
 });
 
 socket.on('data', (chunk: Buffer) => decoder.push(chunk));
-// The platform closed our channel: nothing more will come, so leave.
-socket.on('close', () => process.exit(0));
-socket.on('error', () => process.exit(0));
+// The platform closed our channel (or died): nothing more will come, so leave, and
+// take along any program we started (runtime: process), which shares our process group.
+function leave(): never {
+  try {
+    process.kill(-process.pid, 'SIGKILL');
+  } catch {
+    // not a group leader, or the group is already gone
+  }
+  process.exit(0);
+}
+socket.on('close', leave);
+socket.on('error', leave);
 
 async function load(msg: LoadMessage): Promise<void> {
   try {
     for (const key of Object.keys(process.env)) delete process.env[key];
     Object.assign(process.env, baseEnv(msg), msg.env);
     tagStdio();
+    if (msg.runtime === 'process') {
+      fn = await loadProcess(msg);
+      send(encodeJsonFrame(FrameType.LOADED, 0, { style: fn.style }));
+      return;
+    }
     const mod = (await import(pathToFileURL(join(msg.codeDir, msg.entry)).href)) as Record<string, unknown>;
     fn = loadStyle(mod, msg.exportName, msg.style, {
       functionName: msg.functionName,
