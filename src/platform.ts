@@ -73,7 +73,14 @@ export class Platform {
         },
       });
       this.registry = new FunctionRegistry(this.store, artifacts, this.runtime);
-      this.#gateway = createGateway({ registry: this.registry, runtime: this.runtime, isDraining: () => this.#draining });
+      this.#gateway = createGateway({
+        registry: this.registry,
+        runtime: this.runtime,
+        isDraining: () => this.#draining,
+        token: this.token,
+        store: this.store,
+        logs: this.logs,
+      });
       this.#admin = createAdminServer({
         token: this.token,
         store: this.store,

@@ -1,48 +1,76 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { MAX_REQUEST_BODY_BYTES } from '../config/defaults.js';
+import { MAX_REQUEST_BODY_BYTES, RETRY_AFTER_S } from '../config/defaults.js';
 import { functionNameFromPath } from '../config/manifest.js';
-import type { FunctionRegistry } from '../control/registry.js';
-import type { FunctionSpec } from '../runtime/function-pool.js';
+import type { FunctionPool, FunctionSpec } from '../runtime/function-pool.js';
 import type { Instance, InvocationSink } from '../runtime/instance.js';
-import type { RuntimeManager } from '../runtime/manager.js';
 import type { ResponseHead } from '../runtime/protocol/frames.js';
-import { NimbusError } from '../shared/errors.js';
+import { NimbusError, toNimbusError } from '../shared/errors.js';
 import { REQUEST_ID_HEADER, sendError } from '../shared/http.js';
+import { acquireSlot, type CompatDeps } from './call.js';
+import { handleLambdaApi, LAMBDA_API_PREFIX } from './lambda-api.js';
+import { handleOpenFaasSystem } from './openfaas-api.js';
 
-export interface GatewayDeps {
-  registry: FunctionRegistry;
-  runtime: RuntimeManager;
-  isDraining(): boolean;
-}
+export type GatewayDeps = CompatDeps;
+
+type SendError = (res: ServerResponse, err: unknown, requestId: string) => void;
+
+/** /function/<name> is OpenFaaS's route: its errors are plain text, as OpenFaaS's gateway sends them. */
+const sendTextError: SendError = (res, err, requestId) => {
+  const e = toNimbusError(err);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', [REQUEST_ID_HEADER]: requestId, ...e.headers };
+  if (e.status === 429 || e.status === 503) headers['retry-after'] = String(RETRY_AFTER_S);
+  res.writeHead(e.status, headers).end(`${e.message}\n`);
+};
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
 /**
  * The data plane: `ANY /fn/<name>[/<path>]` invokes the function's latest version.
- * Bodies stream both ways; the function sees the path after /fn/<name>.
+ * Bodies stream both ways; the function sees the path after /fn/<name>. The
+ * compatible APIs live here too: OpenFaaS's /function/<name> and /system/, and the
+ * AWS Lambda API under /2015-03-31/functions.
  */
 export function createGateway(deps: GatewayDeps): Server {
   const server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (url.startsWith(LAMBDA_API_PREFIX)) {
+      void handleLambdaApi(deps, req, res);
+      return;
+    }
+    if (url.startsWith('/system/')) {
+      void handleOpenFaasSystem(deps, req, res);
+      return;
+    }
     const requestId = randomUUID();
+    const openfaas = url.startsWith('/function/');
+    const fail = openfaas ? sendTextError : sendError;
     try {
-      route(deps, req, res, requestId);
+      route(deps, req, res, requestId, openfaas ? '/function/'.length : 0, fail);
     } catch (err) {
-      sendError(res, err, requestId);
+      fail(res, err, requestId);
     }
   });
   server.keepAliveTimeout = 65_000;
   return server;
 }
 
-function route(deps: GatewayDeps, req: IncomingMessage, res: ServerResponse, requestId: string): void {
+/** `prefix` is where the name starts: after /fn/ (0 means /fn/) or OpenFaaS's /function/. */
+function route(deps: GatewayDeps, req: IncomingMessage, res: ServerResponse, requestId: string, prefix: number, fail: SendError): void {
   const url = req.url ?? '/';
-  if (!url.startsWith('/fn/'))
-    throw new NimbusError('NIMBUS_NOT_FOUND', `no route for ${url.split('?')[0]}`, { hint: 'functions are served under /fn/<name>/' });
-  const slash = url.indexOf('/', 4);
-  const query = url.indexOf('?', 4);
+  if (prefix === 0) {
+    if (!url.startsWith('/fn/'))
+      throw new NimbusError('NIMBUS_NOT_FOUND', `no route for ${url.split('?')[0]}`, { hint: 'functions are served under /fn/<name>/' });
+    prefix = 4;
+  }
+  const slash = url.indexOf('/', prefix);
+  const query = url.indexOf('?', prefix);
   const end = slash === -1 ? (query === -1 ? url.length : query) : query !== -1 && query < slash ? query : slash;
-  const name = functionNameFromPath(url.slice(4, end));
+  const name = functionNameFromPath(url.slice(prefix, end));
   const spec = deps.registry.spec(name);
   if (!spec) throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
   if (deps.isDraining()) throw new NimbusError('NIMBUS_SHUTTING_DOWN', 'the platform is shutting down');
@@ -52,11 +80,18 @@ function route(deps: GatewayDeps, req: IncomingMessage, res: ServerResponse, req
   }
   let path = url.slice(end);
   if (!path.startsWith('/')) path = `/${path}`;
-  void invoke(deps, spec, req, res, requestId, path);
+  void invoke(deps, spec, req, res, requestId, path, fail);
 }
 
-async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessage, res: ServerResponse, requestId: string, path: string): Promise<void> {
-  let pool = deps.runtime.pool(spec);
+async function invoke(
+  deps: GatewayDeps,
+  spec: FunctionSpec,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  path: string,
+  fail: SendError,
+): Promise<void> {
   const deadline = Date.now() + spec.timeoutMs;
   const waiting = new AbortController();
   let instance: Instance | undefined;
@@ -81,20 +116,13 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
     else waiting.abort(new Error('client closed'));
   });
 
+  let pool: FunctionPool;
   try {
-    try {
-      instance = await pool.acquire(waiting.signal);
-    } catch (err) {
-      // A deploy replaced the version this request was waiting for: wait for the new one.
-      const next = deps.registry.spec(spec.name);
-      if (finished || deps.isDraining() || !next || next.key === spec.key || (err as NimbusError).code !== 'NIMBUS_SHUTTING_DOWN') throw err;
-      pool = deps.runtime.pool(next);
-      instance = await pool.acquire(waiting.signal);
-    }
+    ({ pool, instance } = await acquireSlot(deps, spec, waiting.signal));
   } catch (err) {
     if (!finished) {
       finish();
-      sendError(res, err, requestId);
+      fail(res, err, requestId);
     }
     return;
   }
@@ -104,7 +132,7 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
   }
 
   const target = instance;
-  const sink = responseSink(res, requestId, req.method === 'HEAD', () => finish(), {
+  const sink = responseSink(res, requestId, req.method === 'HEAD', () => finish(), fail, {
     pause: () => target.pause(stream),
     resume: () => target.resume(stream),
   });
@@ -128,7 +156,7 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
       target.cancel(stream);
       finish();
       res.setHeader('connection', 'close');
-      sendError(res, new NimbusError('NIMBUS_PAYLOAD_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes`), requestId);
+      fail(res, new NimbusError('NIMBUS_PAYLOAD_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes`), requestId);
       return;
     }
     target.sendBody(stream, chunk);
@@ -141,7 +169,14 @@ async function invoke(deps: GatewayDeps, spec: FunctionSpec, req: IncomingMessag
  * arrive together (the usual case: the shim sends them in one write), the response
  * goes out in one piece with a Content-Length; otherwise it streams, chunked.
  */
-function responseSink(res: ServerResponse, requestId: string, isHead: boolean, finish: () => void, flow: { pause(): void; resume(): void }): InvocationSink {
+function responseSink(
+  res: ServerResponse,
+  requestId: string,
+  isHead: boolean,
+  finish: () => void,
+  fail: SendError,
+  flow: { pause(): void; resume(): void },
+): InvocationSink {
   let head: ResponseHead | undefined;
   let paused = false;
   const write = (chunk: Buffer) => {
@@ -184,7 +219,7 @@ function responseSink(res: ServerResponse, requestId: string, isHead: boolean, f
     },
     error(err) {
       finish();
-      sendError(res, err, requestId);
+      fail(res, err, requestId);
     },
   };
 }

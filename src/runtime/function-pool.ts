@@ -39,6 +39,8 @@ export class FunctionPool {
   /** Called when the pool is retired and has no instances left. */
   onEmpty: () => void = () => {};
   coldStarts = 0;
+  /** Requests that got (or are waiting for) a slot on this version since it started. */
+  invocations = 0;
 
   constructor(spec: FunctionSpec, warm: WarmPool) {
     this.spec = spec;
@@ -63,11 +65,13 @@ export class FunctionPool {
     const free = this.#pick();
     if (free) {
       free.busy++;
+      this.invocations++;
       return Promise.resolve(free);
     }
     if (this.#waiters.length >= MAX_QUEUED_REQUESTS_PER_FUNCTION) {
       return Promise.reject(new NimbusError('NIMBUS_TOO_MANY_REQUESTS', `function "${this.spec.name}" has ${this.#waiters.length} requests waiting`));
     }
+    this.invocations++;
     return new Promise<Instance>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject };
       this.#waiters.push(waiter);

@@ -381,7 +381,10 @@ export class Instance {
 function functionError(e: InvocationErrorMessage): NimbusError {
   const code = isErrorCode(e.code) ? e.code : 'NIMBUS_FUNCTION_ERROR';
   const what = code === 'NIMBUS_UNHANDLED_REJECTION' ? 'unhandled promise rejection' : 'function error';
-  return new NimbusError(code, `${what}: ${e.errorType ?? 'Error'}: ${e.message}`, { details: { errorType: e.errorType ?? 'Error', errorMessage: e.message } });
+  return new NimbusError(code, `${what}: ${e.errorType ?? 'Error'}: ${e.message}`, {
+    details: { errorType: e.errorType ?? 'Error', errorMessage: e.message },
+    functionStack: e.stack,
+  });
 }
 
 function exitError(reason: KillReason | undefined, code: number | null, signal: string | null): NimbusError {

@@ -46,8 +46,14 @@ export class NimbusError extends Error {
   readonly details: unknown;
   /** Extra response headers when this error crosses HTTP (e.g. Allow on a 405). */
   readonly headers: Readonly<Record<string, string>>;
+  /** A function's own stack, for APIs that hand it to an authenticated caller (Lambda Invoke); never in the public error body. */
+  readonly functionStack: string | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { details?: unknown; hint?: string; cause?: unknown; headers?: Record<string, string> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: unknown; hint?: string; cause?: unknown; headers?: Record<string, string>; functionStack?: string } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'NimbusError';
     this.code = code;
@@ -55,6 +61,7 @@ export class NimbusError extends Error {
     this.hint = options.hint ?? ERROR_CODES[code].hint;
     this.details = options.details;
     this.headers = options.headers ?? {};
+    this.functionStack = options.functionStack;
   }
 
   toJSON(requestId?: string): ErrorBody {

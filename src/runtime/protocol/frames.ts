@@ -134,6 +134,12 @@ export interface RequestHead {
   deadline: number;
   sourceIp: string;
   protocol: string;
+  /**
+   * A direct event (the Lambda Invoke API): the body is the event as JSON. Styles that
+   * take events (Lambda, OpenWhisk, a Runtime API bootstrap) get it as it is and answer
+   * with their result as JSON; the others see an ordinary POST.
+   */
+  event?: boolean;
 }
 
 export interface ResponseHead {

@@ -3,13 +3,15 @@ import type { AddressInfo } from 'node:net';
 import type { LoadMessage } from '../../runtime/protocol/frames.js';
 import type { InvocationResult, LoadedFunction } from '../node/invocation.js';
 import { ShimError } from '../node/invocation.js';
-import { fromResultV2, toEventV2 } from '../node/styles/lambda.js';
+import { fromResultV2, parseEvent, toEventV2 } from '../node/styles/lambda.js';
 import { toEventV1 } from '../node/styles/lambda-v1.js';
 import { raceReady, spawnCommand } from './common.js';
 
 interface Pending {
   id: string;
   event: unknown;
+  /** A direct invocation (Lambda Invoke API): the response is the payload, not an HTTP result. */
+  direct: boolean;
   deadline: number;
   resolve(result: InvocationResult): void;
   reject(err: unknown): void;
@@ -79,14 +81,16 @@ export async function loadLambdaRuntime(msg: LoadMessage): Promise<LoadedFunctio
     inFlight.delete(pending.id);
     if (m[2] === 'response') {
       try {
-        pending.resolve(fromResultV2(body.json !== undefined ? body.json : body.raw));
+        if (pending.direct) pending.resolve({ head: { status: 200, headers: [['content-type', 'application/json']] }, body: Buffer.from(body.raw || 'null') });
+        else pending.resolve(fromResultV2(body.json !== undefined ? body.json : body.raw));
       } catch (err) {
         pending.reject(err);
       }
     } else {
       const e = body.json as { errorMessage?: string; errorType?: string } | undefined;
-      const type = e?.errorType ?? req.headers['lambda-runtime-function-error-type'] ?? 'Error';
-      pending.reject(new ShimError('NIMBUS_FUNCTION_ERROR', `${type}: ${e?.errorMessage ?? body.raw}`));
+      const err = new ShimError('NIMBUS_FUNCTION_ERROR', e?.errorMessage ?? body.raw);
+      err.name = String(e?.errorType ?? req.headers['lambda-runtime-function-error-type'] ?? 'Error');
+      pending.reject(err);
     }
     res.writeHead(202, { 'content-type': 'application/json' }).end('{"status":"OK"}');
   };
@@ -104,9 +108,10 @@ export async function loadLambdaRuntime(msg: LoadMessage): Promise<LoadedFunctio
     style: 'lambda-runtime',
     async invoke(inv) {
       const body = await inv.readBody();
-      const event = msg.payloadFormat === '1.0' ? toEventV1(inv, body) : toEventV2(inv, body);
+      const direct = inv.head.event === true;
+      const event = direct ? parseEvent(body) : msg.payloadFormat === '1.0' ? toEventV1(inv, body) : toEventV2(inv, body);
       return new Promise<InvocationResult>((resolve, reject) => {
-        queue.push({ id: inv.head.requestId, event, deadline: inv.head.deadline, resolve, reject });
+        queue.push({ id: inv.head.requestId, event, direct, deadline: inv.head.deadline, resolve, reject });
         deliver();
       });
     },

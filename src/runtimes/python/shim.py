@@ -219,6 +219,11 @@ class LambdaStyle:
 
     def __call__(self, req):
         context = LambdaContext(req, self.msg)
+        if req.head.get("event"):
+            # A direct invocation (the Lambda Invoke API): the body is the event itself.
+            body = req.body
+            result = self.target(json.loads(body) if body else {}, context)
+            return 200, [("content-type", "application/json")], json.dumps(result).encode()
         event = self.event_v1(req) if self.v1 else self.event_v2(req)
         result = self.target(event, context)
         return lambda_result(result, self.v1)
@@ -449,7 +454,7 @@ def run(req):
         traceback.print_exc()
         code = err.code if isinstance(err, ShimError) else "NIMBUS_FUNCTION_ERROR"
         if not req.cancelled:
-            send_json(RES_ERROR, req.stream, {"code": code, "message": str(err), "errorType": type(err).__name__})
+            send_json(RES_ERROR, req.stream, {"code": code, "message": str(err), "errorType": type(err).__name__, "stack": traceback.format_exc()})
         if isinstance(err, SystemExit):
             os._exit(err.code if isinstance(err.code, int) else 1)
     finally:

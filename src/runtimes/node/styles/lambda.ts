@@ -33,7 +33,8 @@ export function loadLambda(
     style: 'lambda',
     async invoke(inv: Invocation): Promise<InvocationResult> {
       const body = await inv.readBody();
-      const event = extend(v1 ? toEventV1(inv, body) : toEventV2(inv, body), inv);
+      const direct = inv.head.event === true;
+      const event = direct ? parseEvent(body) : extend(v1 ? toEventV1(inv, body) : toEventV2(inv, body), inv);
       const context: LambdaContext = {
         awsRequestId: inv.head.requestId,
         functionName: info.functionName,
@@ -46,9 +47,20 @@ export function loadLambda(
         getRemainingTimeInMillis: () => Math.max(0, inv.head.deadline - Date.now()),
       };
       const result = handler.length >= 3 ? await callWithCallback(handler, event, context) : await handler(event, context);
+      if (direct) return eventResult(result);
       return v1 ? fromResultV1(result) : fromResultV2(result);
     },
   };
+}
+
+/** A direct event's payload: JSON, with an empty body read as {} (as Lambda does). */
+export function parseEvent(body: Buffer): unknown {
+  return body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+}
+
+/** A direct invocation's result, serialised as Lambda does: JSON, undefined as null. */
+export function eventResult(result: unknown): InvocationResult {
+  return { head: { status: 200, headers: [['content-type', 'application/json']] }, body: Buffer.from(JSON.stringify(result ?? null)) };
 }
 
 function callWithCallback(handler: LambdaHandler, event: unknown, context: LambdaContext): Promise<unknown> {

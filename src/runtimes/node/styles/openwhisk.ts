@@ -1,5 +1,6 @@
 import type { FunctionInfo, Invocation, InvocationResult, LoadedFunction } from '../invocation.js';
 import { headerPairs, isTextContentType } from '../invocation.js';
+import { eventResult, parseEvent } from './lambda.js';
 
 type OpenWhiskMain = (params: Record<string, unknown>) => unknown;
 
@@ -13,6 +14,8 @@ export function loadOpenWhisk(main: OpenWhiskMain, _info: FunctionInfo): LoadedF
     style: 'openwhisk',
     async invoke(inv: Invocation): Promise<InvocationResult> {
       const raw = await inv.readBody();
+      // A direct (non-web) invocation: the params are the event, the result goes back as JSON.
+      if (inv.head.event) return eventResult(await main(parseEvent(raw) as Record<string, unknown>));
       const headers: Record<string, string> = {};
       for (const [k, v] of headerPairs(inv.head.headers)) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
       const q = inv.head.path.indexOf('?');

@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { eventually, REPO_ROOT, startPlatform, testNoLeakedChildren } from './helpers.js';
+
+interface Case {
+  /** Path and query after the function name. */
+  path: string;
+  init?: { method: string; body: string; headers?: Record<string, string> };
+  /** The response body: exact text, or JSON compared deeply, or a check. */
+  expect: string | Record<string, unknown> | ((text: string) => void);
+}
+
+/** One request per example (every style and language), with what it must answer. */
+const CASES: Record<string, Case> = {
+  'azure-http': { path: '?name=Ada', expect: 'Hello, Ada!' },
+  echo: { path: '', init: { method: 'POST', body: 'ping' }, expect: 'ping' },
+  'fission-hello': { path: '', expect: 'hello, world! (GET)\n' },
+  'fn-hello': { path: '', init: { method: 'POST', body: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } }, expect: { message: 'Hello Ada' } },
+  'gcf-http': { path: '?name=Ada', expect: 'Hello Ada!' },
+  greet: { path: '?name=Ada', expect: { message: 'Hello, Ada!' } },
+  'hello-lambda': { path: '/x', expect: (text) => assert.equal(JSON.parse(text).path, '/x') },
+  'knative-http': { path: '?a=1', expect: { query: { a: '1' }, method: 'GET' } },
+  'netlify-v2': { path: '/travel-guide/paris/france', expect: 'Travel guide for paris, france' },
+  'openfaas-node': {
+    path: '',
+    init: { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } },
+    expect: { status: 'You said: {"a":1}', method: 'POST', path: '/' },
+  },
+  'openwhisk-web': { path: '?name=Ada', expect: '<html><body><h3>hello Ada!</h3></body></html>' },
+  'process-bootstrap': { path: '/x/y', expect: 'shell bootstrap saw /x/y' },
+  'process-http': { path: '/a?b=1', expect: { hello: 'from a process', path: '/a?b=1' } },
+  'process-stdio': { path: '', init: { method: 'POST', body: 'one two three' }, expect: 'POST request with 3 words\n' },
+  'python-flask': { path: '/hello/Ada', expect: 'Hello Ada from Flask' },
+  'python-lambda': { path: '?name=Ada', expect: (text) => assert.equal(JSON.parse(text).message, 'Hello Ada') },
+  'vercel-node': { path: '?name=Ada', expect: { message: 'Hello Ada!' } },
+};
+
+function check(c: Case, text: string, where: string): void {
+  if (typeof c.expect === 'function') c.expect(text);
+  else if (typeof c.expect === 'string') assert.equal(text, c.expect, where);
+  else assert.deepEqual(JSON.parse(text), c.expect, where);
+}
+
+/** The API Gateway (HTTP API, payload 2.0) event for the same request, as `aws lambda invoke` users send it. */
+function apiGatewayEvent(c: Case): Record<string, unknown> {
+  const [rawPath, rawQueryString = ''] = (c.path.startsWith('/') ? c.path : `/${c.path}`).split('?');
+  const method = c.init?.method ?? 'GET';
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath,
+    rawQueryString,
+    headers: { host: 'example.com', ...(c.init?.headers ?? {}) },
+    ...(rawQueryString ? { queryStringParameters: Object.fromEntries(new URLSearchParams(rawQueryString)) } : {}),
+    requestContext: { http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' }, requestId: 'r1', stage: '$default' },
+    ...(c.init ? { body: c.init.body, isBase64Encoded: false } : {}),
+  };
+}
+
+describe('every example through the gateway, the OpenFaaS API and the Lambda Invoke API', async () => {
+  const t = await startPlatform();
+  const examples = readdirSync(join(REPO_ROOT, 'examples'));
+  assert.deepEqual(examples.sort(), Object.keys(CASES).sort(), 'every example has a case here');
+  for (const name of examples) await t.deploy(join(REPO_ROOT, 'examples', name));
+  const lambda = new LambdaClient({
+    endpoint: t.platform.gatewayUrl,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'nimbus', secretAccessKey: t.platform.token },
+    maxAttempts: 1,
+  });
+
+  for (const [name, c] of Object.entries(CASES)) {
+    test(name, async () => {
+      const viaGateway = await t.gw(`/fn/${name}${c.path}`, c.init);
+      assert.equal(viaGateway.status, 200);
+      check(c, await viaGateway.text(), 'gateway');
+
+      const viaOpenFaas = await t.gw(`/function/${name}${c.path}`, c.init);
+      assert.equal(viaOpenFaas.status, 200);
+      check(c, await viaOpenFaas.text(), 'OpenFaaS /function');
+
+      // OpenWhisk's non-web invocation takes the params themselves.
+      const payload = name === 'openwhisk-web' ? { name: 'Ada' } : apiGatewayEvent(c);
+      const out = await lambda.send(new InvokeCommand({ FunctionName: name, Payload: Buffer.from(JSON.stringify(payload)) }));
+      assert.equal(out.FunctionError, undefined, Buffer.from(out.Payload ?? []).toString());
+      const result = JSON.parse(Buffer.from(out.Payload ?? []).toString('utf8'));
+      if (name !== 'openwhisk-web') assert.equal(result.statusCode, 200);
+      check(c, result.isBase64Encoded ? Buffer.from(result.body, 'base64').toString('utf8') : result.body, 'Lambda Invoke');
+    });
+  }
+});
+
+describe('the OpenFaaS gateway API', async () => {
+  const t = await startPlatform();
+  await t.deploySource('faas-fn', `export default { fetch(req) { console.log('served', new URL(req.url).pathname); return new Response('ok'); } };`);
+  const basic = (password: string) => ({ authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` });
+  const system = (path: string, init: RequestInit = {}) => t.gw(path, { ...init, headers: { ...basic(t.platform.token), ...(init.headers ?? {}) } });
+
+  test('/system needs basic auth (admin and the admin token), answered in OpenFaaS style', async () => {
+    for (const headers of [{}, basic('wrong'), { authorization: `Bearer ${t.platform.token}` }]) {
+      const res = await t.gw('/system/functions', { headers });
+      assert.equal(res.status, 401);
+      assert.equal(res.headers.get('www-authenticate'), 'Basic realm="Restricted"');
+      assert.equal(await res.text(), 'invalid credentials\n');
+    }
+  });
+
+  test('/function/<name> invokes without auth; an unknown one is a plain-text 404', async () => {
+    assert.equal(await (await t.gw('/function/faas-fn/a/b')).text(), 'ok');
+    const missing = await t.gw('/function/no-such-fn');
+    assert.equal(missing.status, 404);
+    assert.match(missing.headers.get('content-type') ?? '', /^text\/plain/);
+    assert.equal(await missing.text(), 'function "no-such-fn" does not exist\n');
+  });
+
+  test('/system/functions and /system/function/<name> describe functions, counting invocations', async () => {
+    const list = (await (await system('/system/functions')).json()) as { name: string; invocationCount: number; replicas: number; namespace: string }[];
+    const fn = list.find((f) => f.name === 'faas-fn');
+    assert.ok(fn);
+    assert.equal(fn.invocationCount, 1);
+    assert.equal(fn.replicas, 1);
+    assert.equal(fn.namespace, 'openfaas-fn');
+    const one = (await (await system('/system/function/faas-fn')).json()) as { name: string; availableReplicas: number };
+    assert.equal(one.name, 'faas-fn');
+    assert.equal(one.availableReplicas, 1);
+    const missing = await system('/system/function/nope');
+    assert.equal(missing.status, 404);
+    assert.equal(await missing.text(), 'function nope not found\n');
+    const info = (await (await system('/system/info')).json()) as { provider: { provider: string } };
+    assert.equal(info.provider.provider, 'nimbus');
+  });
+
+  test('/system/logs streams the function log as OpenFaaS log messages', async () => {
+    await t.gw('/function/faas-fn/second');
+    const lines = await eventually(async () => {
+      const text = await (await system('/system/logs?name=faas-fn&tail=1&follow=false')).text();
+      return text.includes('/second') ? text.trim().split('\n') : undefined;
+    });
+    assert.equal(lines.length, 1);
+    const msg = JSON.parse(lines[0]) as Record<string, string>;
+    assert.equal(msg.name, 'faas-fn');
+    assert.equal(msg.text, 'served /second');
+    assert.equal(msg.instance, 'faas-fn-v1');
+    assert.ok(!Number.isNaN(Date.parse(msg.timestamp)));
+    const all = (await (await system('/system/logs?name=faas-fn')).text()).trim().split('\n');
+    assert.equal(all.length, 2);
+    assert.equal((await system('/system/logs?name=faas-fn&tail=x')).status, 400);
+  });
+
+  test('deploying an image is refused with a reason; DELETE /system/functions removes a function', async () => {
+    const deploy = await system('/system/functions', { method: 'POST', body: JSON.stringify({ service: 'x', image: 'ghcr.io/x/y:1' }) });
+    assert.equal(deploy.status, 501);
+    assert.match(await deploy.text(), /nimbus deploy/);
+    const bad = await system('/system/functions', { method: 'DELETE', body: 'not json' });
+    assert.equal(bad.status, 400);
+    const gone = await system('/system/functions', { method: 'DELETE', body: JSON.stringify({ functionName: 'faas-fn' }) });
+    assert.equal(gone.status, 202);
+    assert.equal((await t.gw('/function/faas-fn')).status, 404);
+    assert.equal((await system('/system/functions', { method: 'DELETE', body: JSON.stringify({ functionName: 'faas-fn' }) })).status, 404);
+  });
+});
+
+testNoLeakedChildren();
