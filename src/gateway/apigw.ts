@@ -73,7 +73,7 @@ export function apiGatewayResult(format: PayloadFormat, response: BufferedRespon
   const multiValueHeaders: Record<string, string[]> = {};
   for (const [k, v] of response.head.headers) {
     headers[k] = v;
-    (multiValueHeaders[k] ??= []).push(v);
+    multiValueHeaders[k] = [...(multiValueHeaders[k] ?? []), v];
   }
   return { statusCode: response.head.status, headers, multiValueHeaders, body, isBase64Encoded: !text };
 }
