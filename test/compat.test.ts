@@ -11,31 +11,46 @@ interface Case {
   init?: { method: string; body: string; headers?: Record<string, string> };
   /** The response body: exact text, or JSON compared deeply, or a check. */
   expect: string | Record<string, unknown> | ((text: string) => void);
+  /** The style the deploy must report. */
+  style: string;
 }
 
 /** One request per example (every style and language), with what it must answer. */
 const CASES: Record<string, Case> = {
-  'azure-http': { path: '?name=Ada', expect: 'Hello, Ada!' },
-  echo: { path: '', init: { method: 'POST', body: 'ping' }, expect: 'ping' },
-  'fission-hello': { path: '', expect: 'hello, world! (GET)\n' },
-  'fn-hello': { path: '', init: { method: 'POST', body: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } }, expect: { message: 'Hello Ada' } },
-  'gcf-http': { path: '?name=Ada', expect: 'Hello Ada!' },
-  greet: { path: '?name=Ada', expect: { message: 'Hello, Ada!' } },
-  'hello-lambda': { path: '/x', expect: (text) => assert.equal(JSON.parse(text).path, '/x') },
-  'knative-http': { path: '?a=1', expect: { query: { a: '1' }, method: 'GET' } },
-  'netlify-v2': { path: '/travel-guide/paris/france', expect: 'Travel guide for paris, france' },
+  'azure-http': { path: '?name=Ada', expect: 'Hello, Ada!', style: 'azure' },
+  echo: { path: '', init: { method: 'POST', body: 'ping' }, expect: 'ping', style: 'workers' },
+  'fission-hello': { path: '', expect: 'hello, world! (GET)\n', style: 'fission' },
+  'fn-hello': {
+    path: '',
+    init: { method: 'POST', body: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } },
+    expect: { message: 'Hello Ada' },
+    style: 'fn',
+  },
+  'gcf-http': { path: '?name=Ada', expect: 'Hello Ada!', style: 'gcf' },
+  greet: { path: '?name=Ada', expect: { message: 'Hello, Ada!' }, style: 'workers' },
+  'hello-lambda': { path: '/x', expect: (text) => assert.equal(JSON.parse(text).path, '/x'), style: 'lambda' },
+  'knative-http': { path: '?a=1', expect: { query: { a: '1' }, method: 'GET' }, style: 'knative' },
+  'netlify-v2': { path: '/travel-guide/paris/france', expect: 'Travel guide for paris, france', style: 'netlify' },
   'openfaas-node': {
+    style: 'openfaas',
     path: '',
     init: { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } },
     expect: { status: 'You said: {"a":1}', method: 'POST', path: '/' },
   },
-  'openwhisk-web': { path: '?name=Ada', expect: '<html><body><h3>hello Ada!</h3></body></html>' },
-  'process-bootstrap': { path: '/x/y', expect: 'shell bootstrap saw /x/y' },
-  'process-http': { path: '/a?b=1', expect: { hello: 'from a process', path: '/a?b=1' } },
-  'process-stdio': { path: '', init: { method: 'POST', body: 'one two three' }, expect: 'POST request with 3 words\n' },
-  'python-flask': { path: '/hello/Ada', expect: 'Hello Ada from Flask' },
-  'python-lambda': { path: '?name=Ada', expect: (text) => assert.equal(JSON.parse(text).message, 'Hello Ada') },
-  'vercel-node': { path: '?name=Ada', expect: { message: 'Hello Ada!' } },
+  'openwhisk-web': { path: '?name=Ada', expect: '<html><body><h3>hello Ada!</h3></body></html>', style: 'openwhisk' },
+  'process-bootstrap': { path: '/x/y', expect: 'shell bootstrap saw /x/y', style: 'lambda-runtime' },
+  'process-http': { path: '/a?b=1', expect: { hello: 'from a process', path: '/a?b=1' }, style: 'http' },
+  'process-stdio': { path: '', init: { method: 'POST', body: 'one two three' }, expect: 'POST request with 3 words\n', style: 'stdio' },
+  'python-flask': { path: '/hello/Ada', expect: 'Hello Ada from Flask', style: 'wsgi' },
+  'python-openfaas': {
+    style: 'openfaas',
+    path: '',
+    init: { method: 'POST', body: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } },
+    expect: { message: 'Hello Ada', method: 'POST' },
+  },
+  'python-openfaas-classic': { path: '', init: { method: 'POST', body: 'ping' }, expect: 'You said: ping', style: 'openfaas-classic' },
+  'python-lambda': { path: '?name=Ada', expect: (text) => assert.equal(JSON.parse(text).message, 'Hello Ada'), style: 'lambda' },
+  'vercel-node': { path: '?name=Ada', expect: { message: 'Hello Ada!' }, style: 'vercel' },
 };
 
 function check(c: Case, text: string, where: string): void {
@@ -64,7 +79,8 @@ describe('every example through the gateway, the OpenFaaS API and the Lambda Inv
   const t = await startPlatform();
   const examples = readdirSync(join(REPO_ROOT, 'examples'));
   assert.deepEqual(examples.sort(), Object.keys(CASES).sort(), 'every example has a case here');
-  for (const name of examples) await t.deploy(join(REPO_ROOT, 'examples', name));
+  const detected: Record<string, string | undefined> = {};
+  for (const name of examples) detected[name] = ((await t.deploy(join(REPO_ROOT, 'examples', name))) as { style?: string }).style;
   const lambda = new LambdaClient({
     endpoint: t.platform.gatewayUrl,
     region: 'us-east-1',
@@ -74,6 +90,7 @@ describe('every example through the gateway, the OpenFaaS API and the Lambda Inv
 
   for (const [name, c] of Object.entries(CASES)) {
     test(name, async () => {
+      assert.equal(detected[name], c.style, 'the style the deploy reports');
       const viaGateway = await t.gw(`/fn/${name}${c.path}`, c.init);
       assert.equal(viaGateway.status, 200);
       check(c, await viaGateway.text(), 'gateway');

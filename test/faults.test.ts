@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { eventually, startPlatform, testNoLeakedChildren } from './helpers.js';
+import { eventually, functionDir, startPlatform, testNoLeakedChildren } from './helpers.js';
 
 type ErrorJson = { error: { code: string; message: string; requestId: string } };
 
@@ -105,13 +105,31 @@ describe('faults fail only their own requests', async () => {
     );
   });
 
-  test('a function that fails to load reports its own error at first invoke', async () => {
-    await t.deploySource('broken', 'throw new Error("cannot start: missing config");');
-    const error = await expectError(await t.gw('/fn/broken'), 502, 'NIMBUS_LOAD_FAILED');
-    assert.match(error.message, /cannot start: missing config/);
-    await t.deploySource('nohandler', 'export const notAHandler = 1;');
-    const e2 = await expectError(await t.gw('/fn/nohandler'), 502, 'NIMBUS_HANDLER_NOT_FOUND');
+  test('a function that fails to load is refused at deploy with its own error; the previous version keeps serving', async () => {
+    const broken = await t.deployRejected(
+      functionDir({ 'index.js': 'throw new Error("cannot start: missing config");' }, 'name: broken\n'),
+      'NIMBUS_LOAD_FAILED',
+    );
+    assert.match(broken.message, /cannot start: missing config/);
+    assert.equal((await t.admin('GET', '/v1/functions/broken')).status, 404, 'a refused first deploy creates nothing');
+    const e2 = await t.deployRejected(functionDir({ 'index.js': 'export const notAHandler = 1;' }, 'name: nohandler\n'), 'NIMBUS_HANDLER_NOT_FOUND');
     assert.match(e2.message, /notAHandler/);
+
+    await t.deploySource('keeps', 'export default { fetch: () => new Response("v1") };');
+    const e3 = await t.deployRejected(functionDir({ 'index.js': 'null.boom;' }, 'name: keeps\n'), 'NIMBUS_LOAD_FAILED');
+    assert.match(e3.hint, /version 1 keeps serving/);
+    assert.equal(await (await t.gw('/fn/keeps')).text(), 'v1');
+    assert.equal((await t.functionInfo('keeps')).version, 1);
+    await fine();
+  });
+
+  test('a function that loads at deploy but fails to load later reports its own error at first invoke', async () => {
+    // Loads during the deploy check, throws in every instance started more than a moment later.
+    const source = `if (Date.now() > ${Date.now() + 3_000}) throw new Error("credentials expired"); export default { fetch: () => new Response("ok") };`;
+    await t.deploySource('expires', source);
+    await new Promise((r) => setTimeout(r, 3_100));
+    const error = await expectError(await t.gw('/fn/expires'), 502, 'NIMBUS_LOAD_FAILED');
+    assert.match(error.message, /credentials expired/);
     await fine();
   });
 

@@ -47,6 +47,8 @@ export interface TestPlatform {
     dir: string,
     overrides?: Record<string, unknown>,
   ): Promise<{ created: boolean; function: { name: string; version: number; instances: { ready: number } } }>;
+  /** Uploads a folder whose deploy must fail its load check: asserts 422 and the code, returns the error. */
+  deployRejected(dir: string, code: string): Promise<{ code: string; message: string; hint: string }>;
   /** Deploys a one-file Web-standard or Lambda function from source text. */
   deploySource(name: string, source: string, manifest?: string): Promise<void>;
   /** The function's stored log lines (query: requestId, limit, after). */
@@ -64,12 +66,15 @@ export async function startPlatform(opts: { warmPoolSize?: number } = {}): Promi
   after(() => platform.stop(2_000));
   const admin = (method: string, path: string, body?: Uint8Array | string, headers?: Record<string, string>) =>
     fetch(`${platform.adminUrl}${path}`, { method, body, headers: headers ?? { authorization: `Bearer ${platform.token}` } });
-  const deploy: TestPlatform['deploy'] = async (dir, overrides = {}) => {
+  const upload = async (dir: string, overrides: Record<string, unknown> = {}) => {
     const built = await buildFunction(dir, overrides);
-    const res = await admin('PUT', `/v1/functions/${built.manifest.name}`, built.zip, {
+    return admin('PUT', `/v1/functions/${built.manifest.name}`, built.zip, {
       authorization: `Bearer ${platform.token}`,
       'content-type': 'application/zip',
     });
+  };
+  const deploy: TestPlatform['deploy'] = async (dir, overrides = {}) => {
+    const res = await upload(dir, overrides);
     const body = (await res.json()) as Awaited<ReturnType<TestPlatform['deploy']>>;
     assert.ok(res.status === 200 || res.status === 201, `deploy failed: ${res.status} ${JSON.stringify(body)}`);
     return body;
@@ -79,6 +84,13 @@ export async function startPlatform(opts: { warmPoolSize?: number } = {}): Promi
     gw: (path, init) => fetch(`${platform.gatewayUrl}${path}`, init),
     admin,
     deploy,
+    async deployRejected(dir, code) {
+      const res = await upload(dir);
+      const body = (await res.json()) as { error: { code: string; message: string; hint: string } };
+      assert.equal(res.status, 422, `expected 422 ${code}, got ${res.status} ${JSON.stringify(body)}`);
+      assert.equal(body.error.code, code);
+      return body.error;
+    },
     async deploySource(name, source, manifest = '') {
       await deploy(functionDir({ 'index.js': source }, `name: ${name}\n${manifest}`));
     },

@@ -93,17 +93,21 @@ describe('any language (runtime: process)', async () => {
     assert.deepEqual(await (await t.gw('/fn/proc-node-lambda', { method: 'PUT', body: 'x' })).json(), { lang: 'node', method: 'PUT' });
   });
 
-  test('a bootstrap that exits at once and a server that never listens fail clearly, never hang', async () => {
-    await deploy('proc-exit', { bootstrap: '#!/bin/sh\necho "missing dependency" >&2\nexit 2\n' }, 'style: lambda-runtime\n');
-    const exited = await t.gw('/fn/proc-exit');
-    assert.equal(exited.status, 502);
-    const e1 = ((await exited.json()) as ErrorJson).error;
-    assert.equal(e1.code, 'NIMBUS_LOAD_FAILED');
+  test('a bootstrap that exits at once and a server that never listens fail the deploy clearly, never hang', async () => {
+    const rejected = (name: string, files: Record<string, string>, manifest: string) =>
+      t.deployRejected(functionDir(files, `name: ${name}\nruntime: process\n${manifest}`), 'NIMBUS_LOAD_FAILED');
+    const e1 = await rejected(
+      'proc-exit',
+      { bootstrap: '#!/bin/sh\necho "libfoo.so: cannot open shared object file" >&2\nexit 2\n' },
+      'style: lambda-runtime\n',
+    );
     assert.match(e1.message, /exited \(exit code 2\) before it could ask the Runtime API/);
-    await deploy('proc-deaf', { 'deaf.sh': '#!/bin/sh\nsleep 60\n' }, 'command: ./deaf.sh\n');
-    const deaf = await t.gw('/fn/proc-deaf');
-    assert.equal(deaf.status, 502);
-    assert.match(((await deaf.json()) as ErrorJson).error.message, /did not listen on \$PORT within 10000 ms/);
+    assert.match(e1.message, /libfoo\.so: cannot open shared object file/, "the program's own stderr is in the error");
+    const e2 = await rejected('proc-deaf', { 'deaf.sh': '#!/bin/sh\necho "waiting for a database" >&2\nsleep 60\n' }, 'command: ./deaf.sh\n');
+    assert.match(e2.message, /did not listen on \$PORT within 10000 ms/);
+    assert.match(e2.message, /waiting for a database/);
+    const e3 = await rejected('proc-nofile', { 'x.sh': 'true' }, 'command: [./missing-binary]\n');
+    assert.match(e3.message, /missing-binary|ENOENT/);
   });
 
   test('a manifest for runtime process without a command is refused at deploy', async () => {

@@ -93,19 +93,19 @@ def item(item_id):
     assert.equal((await t.gw('/fn/py-flask/missing')).status, 404);
   });
 
-  test("a syntax error is a first-invoke NIMBUS_LOAD_FAILED with Python's own text", async () => {
-    await deploy('py-syntax', { 'handler.py': 'def handler(event, context)\n    return 1\n' });
-    const res = await t.gw('/fn/py-syntax');
-    assert.equal(res.status, 502);
-    const { error } = (await res.json()) as ErrorJson;
-    assert.equal(error.code, 'NIMBUS_LOAD_FAILED');
-    assert.match(error.message, /SyntaxError/);
+  test("a syntax error fails the deploy with NIMBUS_LOAD_FAILED and Python's own text", async () => {
+    const error = await t.deployRejected(
+      functionDir({ 'handler.py': 'def handler(event, context)\n    return 1\n' }, 'name: py-syntax\nruntime: python\n'),
+      'NIMBUS_LOAD_FAILED',
+    );
+    assert.match(error.message, /SyntaxError: expected ':' \(handler\.py, line 1\)/);
   });
 
-  test('a handler name that does not exist is NIMBUS_HANDLER_NOT_FOUND naming what the module defines', async () => {
-    await deploy('py-nohandler', { 'handler.py': 'def something_else(event, context):\n    return 1\n' }, 'handler: handler.missing\n');
-    const { error } = (await (await t.gw('/fn/py-nohandler')).json()) as ErrorJson;
-    assert.equal(error.code, 'NIMBUS_HANDLER_NOT_FOUND');
+  test('a handler name that does not exist fails the deploy with NIMBUS_HANDLER_NOT_FOUND naming what the module defines', async () => {
+    const error = await t.deployRejected(
+      functionDir({ 'handler.py': 'def something_else(event, context):\n    return 1\n' }, 'name: py-nohandler\nruntime: python\nhandler: handler.missing\n'),
+      'NIMBUS_HANDLER_NOT_FOUND',
+    );
     assert.match(error.message, /something_else/);
   });
 

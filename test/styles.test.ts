@@ -208,7 +208,7 @@ describe('Cloud Functions code that uses @google-cloud/functions-framework, unch
       { type: 'com.example.created', source: '/test', id: 'a1', data: { n: 1 } },
       { type: 'com.example.deleted', source: '/test', id: 'b2', data: { n: 2 } },
     ]);
-    await t.deploy(
+    const two = await t.deployRejected(
       functionDir(
         {
           'index.js': `const functions = require('@google-cloud/functions-framework');
@@ -218,10 +218,9 @@ describe('Cloud Functions code that uses @google-cloud/functions-framework, unch
         },
         'name: ff-two\n',
       ),
+      'NIMBUS_HANDLER_NOT_FOUND',
     );
-    const two = await t.gw('/fn/ff-two');
-    assert.equal(two.status, 502);
-    assert.match(((await two.json()) as { error: { message: string } }).error.message, /registers several functions \(a, b\)/);
+    assert.match(two.message, /registers several functions \(a, b\)/);
   });
 });
 
@@ -429,21 +428,38 @@ describe('Fission Node environment', async () => {
 describe('style selection', async () => {
   const t = await startPlatform();
 
-  test('a bare exported function without style: is refused with a hint to set it', async () => {
-    await t.deploySource('bare', 'module.exports = async (a, b) => "hi";');
-    const res = await t.gw('/fn/bare');
-    assert.equal(res.status, 502);
-    const { error } = (await res.json()) as { error: { code: string; message: string } };
-    assert.equal(error.code, 'NIMBUS_HANDLER_NOT_FOUND');
+  test('a bare exported function without style: is refused at deploy with a hint to set it', async () => {
+    const error = await t.deployRejected(functionDir({ 'index.js': 'module.exports = async (a, b) => "hi";' }, 'name: bare\n'), 'NIMBUS_HANDLER_NOT_FOUND');
     assert.match(error.message, /set `style:` in nimbus.yaml/);
   });
 
   test('style: workers on a module without fetch names what is missing', async () => {
-    await t.deploySource('nofetch', 'export const handler = async () => "x";', 'style: workers\n');
-    const res = await t.gw('/fn/nofetch');
-    const { error } = (await res.json()) as { error: { code: string; message: string } };
-    assert.equal(error.code, 'NIMBUS_HANDLER_NOT_FOUND');
+    const error = await t.deployRejected(
+      functionDir({ 'index.js': 'export const handler = async () => "x";' }, 'name: nofetch\nstyle: workers\n'),
+      'NIMBUS_HANDLER_NOT_FOUND',
+    );
     assert.match(error.message, /style workers needs `export default \{ fetch/);
+  });
+
+  test('the deploy reports the style it detected, and the listing shows it', async () => {
+    const cases: [string, Record<string, string>, string, string][] = [
+      ['det-workers', { 'index.js': 'export default { fetch: () => new Response("x") };' }, '', 'workers'],
+      ['det-lambda', { 'index.js': 'export const handler = async () => ({ statusCode: 200, body: "x" });' }, '', 'lambda'],
+      ['det-netlify', { 'index.js': 'export default async () => new Response("x"); export const config = { path: "/x" };' }, '', 'netlify'],
+      ['det-openfaas', { 'index.js': 'module.exports = async (event, context) => context.status(200).succeed("x");' }, 'style: openfaas\n', 'openfaas'],
+    ];
+    for (const [name, files, manifest, style] of cases) {
+      const body = (await t.deploy(functionDir(files, `name: ${name}\n${manifest}`))) as { style?: string };
+      assert.equal(body.style, style, name);
+      const info = (await t.functionInfo(name)) as { style?: string };
+      assert.equal(info.style, style, name);
+    }
+    // Redeploying the same code is a no-op that still names the style.
+    const again = (await t.deploy(functionDir({ 'index.js': 'export default { fetch: () => new Response("x") };' }, 'name: det-workers\n'))) as {
+      created: boolean;
+      style?: string;
+    };
+    assert.deepEqual([again.created, again.style], [false, 'workers']);
   });
 
   test('an unknown style is a manifest error listing the styles', async () => {

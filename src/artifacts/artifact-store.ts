@@ -84,6 +84,10 @@ export class ArtifactStore {
     return join(this.root, sha256);
   }
 
+  has(sha256: string): boolean {
+    return existsSync(this.dir(sha256));
+  }
+
   remove(sha256: string): void {
     rmSync(this.dir(sha256), { recursive: true, force: true });
   }

@@ -96,8 +96,8 @@ async function deploy(deps: AdminDeps, name: string, req: IncomingMessage, res: 
     throw new NimbusError('NIMBUS_UNSUPPORTED_MEDIA_TYPE', `expected Content-Type application/zip, got ${JSON.stringify(type || '(none)')}`);
   }
   const zip = await readBody(req, MAX_BUNDLE_BYTES, 'NIMBUS_BUNDLE_TOO_LARGE');
-  const { record, created } = deps.registry.deploy(name, zip);
-  sendJson(res, created ? 201 : 200, { created, function: view(deps, record, true) });
+  const { record, created, style } = await deps.registry.deploy(name, zip);
+  sendJson(res, created ? 201 : 200, { created, style, function: view(deps, record, true) });
 }
 
 /** The public view of a function: env values are never listed, only their names. */
@@ -116,6 +116,7 @@ function view(deps: AdminDeps, f: FunctionRecord, withVersions = false): Record<
     sha256: f.latest.sha256,
     url: `${deps.info().gatewayUrl}/fn/${f.name}`,
     runtime: c.runtime,
+    style: c.detectedStyle ?? c.style ?? null,
     handler: c.exportName ? `${c.entry}#${c.exportName}` : c.entry,
     memory: c.memory,
     timeoutMs: c.timeout,

@@ -4,12 +4,14 @@ import { BUNDLE_EXTENSIONS, MANIFEST_FILES, PYTHON_EXTENSIONS, resolveHandler } 
 import { parseManifest, validateFunctionName } from '../config/manifest.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import type { RuntimeManager } from '../runtime/manager.js';
-import { NimbusError } from '../shared/errors.js';
-import type { FunctionConfig, FunctionRecord, Store } from '../store/store.js';
+import { NimbusError, toNimbusError } from '../shared/errors.js';
+import type { FunctionConfig, FunctionRecord, Store, VersionRecord } from '../store/store.js';
 
 export interface DeployResult {
   record: FunctionRecord;
   created: boolean;
+  /** The handler style the runtime picked when it loaded this version (e.g. workers, lambda, wsgi, http). */
+  style: string;
 }
 
 /**
@@ -21,6 +23,8 @@ export class FunctionRegistry {
   readonly #artifacts: ArtifactStore;
   readonly #runtime: RuntimeManager;
   readonly #specs = new Map<string, FunctionSpec>();
+  /** Deploys of one function run one at a time (each picks the next version number). */
+  readonly #deploying = new Map<string, Promise<unknown>>();
 
   constructor(store: Store, artifacts: ArtifactStore, runtime: RuntimeManager) {
     this.#store = store;
@@ -39,9 +43,27 @@ export class FunctionRegistry {
     return this.#specs.get(name);
   }
 
-  /** Validates an uploaded zip and makes it the function's latest version. */
-  deploy(name: string, zip: Uint8Array, now = Date.now()): DeployResult {
+  /**
+   * Validates an uploaded zip, loads it once in a fresh instance (so a missing handler,
+   * a syntax error or a program that never gets ready fails the deploy, and the previous
+   * version keeps serving), then makes it the function's latest version.
+   */
+  deploy(name: string, zip: Uint8Array, now = Date.now()): Promise<DeployResult> {
     validateFunctionName(name);
+    const previous = this.#deploying.get(name) ?? Promise.resolve();
+    const run = previous.then(
+      () => this.#deploy(name, zip, now),
+      () => this.#deploy(name, zip, now),
+    );
+    const tail = run.catch(() => {});
+    this.#deploying.set(name, tail);
+    void tail.then(() => {
+      if (this.#deploying.get(name) === tail) this.#deploying.delete(name);
+    });
+    return run;
+  }
+
+  async #deploy(name: string, zip: Uint8Array, now: number): Promise<DeployResult> {
     const bundle = readBundleZip(zip);
     const manifestFile = MANIFEST_FILES.find((f) => bundle.files.has(f));
     let raw: unknown = {};
@@ -69,15 +91,32 @@ export class FunctionRegistry {
     }
     const { name: _ignored, ...rest } = manifest;
     const config: FunctionConfig = { ...rest, entry, ...(exportName ? { exportName } : {}) };
+    const existing = this.#store.getFunction(name);
+    if (existing && existing.latest.sha256 === bundle.sha256) {
+      return { record: existing, created: false, style: existing.latest.config.detectedStyle ?? existing.latest.config.style ?? '' };
+    }
+    const hadBundle = this.#artifacts.has(bundle.sha256);
     this.#artifacts.put(bundle);
-    const result = this.#store.deploy(name, bundle.sha256, config, now);
+    const version = Math.max(0, ...this.#store.listVersions(name).map((v) => v.version)) + 1;
+    const candidate: VersionRecord = { id: 0, name, version, sha256: bundle.sha256, config, createdAt: now };
+    let style: string;
+    try {
+      style = await this.#runtime.check(this.#toSpec({ name, createdAt: now, updatedAt: now, latest: candidate }));
+    } catch (err) {
+      if (!hadBundle && !this.#store.isBundleUsed(bundle.sha256)) this.#artifacts.remove(bundle.sha256);
+      const e = toNimbusError(err);
+      const keeps = existing ? `; version ${existing.latest.version} keeps serving until then` : '';
+      throw new NimbusError(e.code, e.message, { status: 422, hint: `${e.hint}${keeps}`, details: e.details, cause: err });
+    }
+    // Stored for display only: every load detects again, so the manifest stays the one source of truth.
+    const result = this.#store.deploy(name, bundle.sha256, { ...config, detectedStyle: style }, now);
     if (result.created) {
       const spec = this.#toSpec(result.record);
       this.#specs.set(name, spec);
       // Creating the pool retires the previous version's and warms this one to scale.min.
       this.#runtime.pool(spec);
     }
-    return result;
+    return { ...result, style };
   }
 
   remove(name: string): boolean {

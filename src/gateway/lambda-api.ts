@@ -73,7 +73,7 @@ async function route(deps: CompatDeps, req: IncomingMessage, res: ServerResponse
 
   if (parts.length === 0) {
     if (method === 'GET') return sendJson(res, 200, listFunctions(ctx, query), requestId);
-    if (method === 'POST') return sendJson(res, 201, createFunction(ctx, parseJson(body)), requestId);
+    if (method === 'POST') return sendJson(res, 201, await createFunction(ctx, parseJson(body)), requestId);
   } else {
     const target = functionTarget(ctx, parts[0], query.get('Qualifier'));
     if (parts.length === 1 && method === 'GET') {
@@ -201,7 +201,7 @@ interface CreateRequest {
  * CreateFunction from a zip (Code.ZipFile). The settings become the bundle's
  * nimbus.yaml, so they are validated, versioned and shown like any other deploy's.
  */
-function createFunction(ctx: ApiContext, input: unknown): Record<string, unknown> {
+async function createFunction(ctx: ApiContext, input: unknown): Promise<Record<string, unknown>> {
   const r = (input ?? {}) as CreateRequest;
   if (typeof r.FunctionName !== 'string' || r.FunctionName === '') throw invalidParameter('FunctionName is required');
   const name = functionTarget(ctx, r.FunctionName, null).name;
@@ -232,7 +232,7 @@ function createFunction(ctx: ApiContext, input: unknown): Record<string, unknown
     const files: Record<string, Uint8Array> = {};
     for (const [path, data] of bundle.files) if (path !== 'nimbus.yaml' && path !== 'nimbus.yml' && path !== 'nimbus.json') files[path] = data;
     files['nimbus.yaml'] = Buffer.from(toYaml({ name, ...manifest }));
-    const { record } = ctx.deps.registry.deploy(name, zipSync(files));
+    const { record } = await ctx.deps.registry.deploy(name, zipSync(files));
     return configuration(ctx, record);
   } catch (err) {
     const e = toNimbusError(err);

@@ -27,6 +27,8 @@ export class RuntimeManager {
   readonly #pools = new Map<string, FunctionPool>();
   readonly #current = new Map<string, FunctionPool>();
   readonly #watchdog: NodeJS.Timeout;
+  /** Deploy-check instances on their way out, awaited by dispose(). */
+  readonly #checking = new Set<Instance>();
 
   constructor(opts: RuntimeOptions) {
     this.#opts = opts;
@@ -44,14 +46,33 @@ export class RuntimeManager {
     const key = spec.key;
     let pool = this.#pools.get(key);
     if (pool) return pool;
-    const warm = spec.runtime === 'python' ? this.#python() : spec.runtime === 'process' ? this.#processStarts : this.#warm;
-    pool = new FunctionPool(spec, warm);
+    pool = new FunctionPool(spec, this.#warmFor(spec));
     this.#pools.set(key, pool);
     const previous = this.#current.get(spec.name);
     this.#current.set(spec.name, pool);
     if (previous && previous !== pool) this.#retire(previous);
     pool.ensureMin();
     return pool;
+  }
+
+  /**
+   * Loads a candidate version in a fresh instance and stops it again: a deploy's check
+   * that the code loads and its handler exists. Resolves with the style the runtime
+   * picked; rejects with the load error (the function's own text).
+   */
+  async check(spec: FunctionSpec): Promise<string> {
+    const instance = await this.#warmFor(spec).take(spec.memoryMB);
+    instance.owner = { name: spec.name, version: spec.version };
+    try {
+      return await instance.load(spec.load);
+    } finally {
+      this.#checking.add(instance);
+      void instance.dispose().then(() => this.#checking.delete(instance));
+    }
+  }
+
+  #warmFor(spec: FunctionSpec): WarmPool {
+    return spec.runtime === 'python' ? this.#python() : spec.runtime === 'process' ? this.#processStarts : this.#warm;
   }
 
   /** The Python warm pool, started with the first Python function. */
@@ -84,6 +105,7 @@ export class RuntimeManager {
   async dispose(graceMs?: number): Promise<void> {
     clearInterval(this.#watchdog);
     await Promise.all([...this.#pools.values()].map((p) => p.dispose(graceMs)));
+    await Promise.all([...this.#checking].map((i) => i.dispose()));
     await this.#warm.dispose();
     await this.#pythonWarm?.dispose();
   }

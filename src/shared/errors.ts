@@ -52,12 +52,13 @@ export class NimbusError extends Error {
   constructor(
     code: ErrorCode,
     message: string,
-    options: { details?: unknown; hint?: string; cause?: unknown; headers?: Record<string, string>; functionStack?: string } = {},
+    options: { details?: unknown; hint?: string; cause?: unknown; headers?: Record<string, string>; functionStack?: string; status?: number } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'NimbusError';
     this.code = code;
-    this.status = ERROR_CODES[code].status;
+    // A code keeps its meaning everywhere; where it happens may change the status (a load error is 502 on invoke, 422 on deploy).
+    this.status = options.status ?? ERROR_CODES[code].status;
     this.hint = options.hint ?? ERROR_CODES[code].hint;
     this.details = options.details;
     this.headers = options.headers ?? {};

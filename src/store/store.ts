@@ -4,6 +4,8 @@ import type { Manifest } from '../config/manifest.js';
 export interface FunctionConfig extends Omit<Manifest, 'name'> {
   entry: string;
   exportName?: string;
+  /** The style the runtime picked at deploy (display only; every load detects again). */
+  detectedStyle?: string;
 }
 
 export interface VersionRecord {

@@ -47,8 +47,11 @@ export const deploy: Command = {
   usage: `Usage: nimbus deploy [dir] [options]
 
 Reads dir/nimbus.yaml (flags override it), bundles the handler and its npm
-dependencies with esbuild, uploads the bundle and moves the function's latest
-version to it. Deploying unchanged code is a no-op. dir defaults to ".".
+dependencies with esbuild, uploads the bundle, loads it once to check that it
+starts and has a handler (printing the handler style it detected), and moves the
+function's latest version to it. If the check fails the deploy fails with the
+function's own error and the previous version keeps serving. Deploying unchanged
+code is a no-op. dir defaults to ".".
 
 Options:
   --name <name>            function name (default: manifest name, then the folder name)
@@ -82,10 +85,12 @@ Options:
     const built = await withProgress(`building ${dir}`, json, () => buildFunction(dir, overrides(values)));
     const name = built.manifest.name;
     const res = await withProgress(`uploading ${name}`, json, () => adminRequest(target, 'PUT', `/v1/functions/${name}`, built.zip, 'application/zip'));
-    const body = (await res.json()) as { created: boolean; function: { name: string; version: number; url: string } };
+    const body = (await res.json()) as { created: boolean; style: string; function: { name: string; version: number; url: string } };
+    const kind = body.style ? `${body.style} style, ` : '';
     const ms = Date.now() - started;
     if (json) printJson({ ...body, bundleBytes: built.bundleBytes, ms });
-    else if (body.created) print(`Deployed ${name} version ${body.function.version} (${formatBytes(built.bundleBytes)}, ${ms} ms)\n  ${body.function.url}`);
+    else if (body.created)
+      print(`Deployed ${name} version ${body.function.version} (${kind}${formatBytes(built.bundleBytes)}, ${ms} ms)\n  ${body.function.url}`);
     else print(`${name} is unchanged (version ${body.function.version})\n  ${body.function.url}`);
     return EXIT.OK;
   },

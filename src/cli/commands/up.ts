@@ -107,7 +107,7 @@ async function deployExamples(platform: Platform, quiet: boolean): Promise<Deplo
   for (const dir of dirs) {
     try {
       const built = await buildFunction(join(EXAMPLES_DIR, dir));
-      platform.registry.deploy(built.manifest.name, built.zip);
+      await platform.registry.deploy(built.manifest.name, built.zip);
       out.push({ name: built.manifest.name, url: `${platform.gatewayUrl}/fn/${built.manifest.name}` });
     } catch (err) {
       const e = toNimbusError(err);

@@ -12,7 +12,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
  */
 export async function loadHttpProcess(msg: LoadMessage): Promise<LoadedFunction> {
   const port = await freePort();
-  const child = spawnCommand(msg, { PORT: String(port), K_SERVICE: msg.functionName, K_REVISION: `${msg.functionName}-${msg.version}` }, 'inherit');
+  const child = spawnCommand(msg, { PORT: String(port), K_SERVICE: msg.functionName, K_REVISION: `${msg.functionName}-${msg.version}` }, 'forward');
   await raceReady(child, waitForPort(port), 'listen on $PORT');
   return {
     style: 'http',

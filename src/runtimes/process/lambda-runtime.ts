@@ -101,7 +101,7 @@ export async function loadLambdaRuntime(msg: LoadMessage): Promise<LoadedFunctio
   const child = spawnCommand(
     { ...msg, command },
     { AWS_LAMBDA_RUNTIME_API: `127.0.0.1:${port}`, _HANDLER: msg.handler ?? '', LAMBDA_TASK_ROOT: msg.codeDir, LAMBDA_RUNTIME_DIR: msg.codeDir },
-    'inherit',
+    'forward',
   );
   await raceReady(child, readyPromise, 'ask the Runtime API for its first event');
   return {
