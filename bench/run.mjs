@@ -122,14 +122,14 @@ async function nimbus() {
     child.once('exit', (code) => reject(new Error(`nimbus up exited with ${code}`)));
   });
   const token = readFileSync(info.tokenFile, 'utf8').trim();
-  const deploy = (...extra) =>
-    execFileSync(process.execPath, [NIMBUS, 'deploy', join(HERE, 'functions', 'hello'), '--url', info.adminUrl, '--token', token, '--json', ...extra], {
+  const deploy = (fn, ...extra) =>
+    execFileSync(process.execPath, [NIMBUS, 'deploy', join(HERE, 'functions', fn), '--url', info.adminUrl, '--token', token, '--json', ...extra], {
       env: ENV,
     });
-  deploy();
+  deploy('hello');
   const url = `${info.gatewayUrl}/fn/bench-hello`;
   await waitFor200(url);
-  return { child, url, deploy };
+  return { child, url, deploy, gatewayUrl: info.gatewayUrl };
 }
 
 async function startToFirst200(launch) {
@@ -144,15 +144,18 @@ async function startToFirst200(launch) {
   return times.sort((a, b) => a - b);
 }
 
-/** Each redeploy with a new env is a new version: zero instances, so the next request is a cold start. */
-async function coldStarts(n) {
+/**
+ * Each redeploy with a new env is a new version at zero instances (the deploy's load
+ * check stops its instance), so the next request is a cold start.
+ */
+async function coldStarts(n, fn, url) {
   const times = [];
   for (let i = 0; i < SAMPLES; i++) {
-    n.deploy('--env', `RUN=${i}`);
-    // Let the warm pool refill, as it would between real deploys.
-    await new Promise((r) => setTimeout(r, 300));
+    n.deploy(fn, '--env', `RUN=${i}`);
+    // Let the warm pool refill after the deploy's check, as it would between real deploys.
+    await new Promise((r) => setTimeout(r, 400));
     const t0 = performance.now();
-    const res = await fetch(n.url);
+    const res = await fetch(url);
     await res.arrayBuffer();
     if (res.status !== 200) throw new Error(`cold start ${i}: HTTP ${res.status}`);
     times.push(performance.now() - t0);
@@ -174,7 +177,10 @@ async function main() {
     wrk(peer.url); // warm-up run, discarded
     const r = wrk(peer.url);
     rows.push({ name, ...r });
-    if (name.startsWith('nimbus')) rows.cold = await coldStarts(peer);
+    if (name.startsWith('nimbus')) {
+      rows.cold = await coldStarts(peer, 'hello', peer.url);
+      rows.coldPy = await coldStarts(peer, 'hello-py', `${peer.gatewayUrl}/fn/bench-hello-py`);
+    }
     await stop(peer.child);
     console.error(`${name}: ${f0(r.rps)} req/s, p50 ${f1(r.p50)} ms, p99 ${f1(r.p99)} ms`);
   }
@@ -200,7 +206,13 @@ async function main() {
     '',
     '| from zero | p50 ms | p99 ms | min ms | max ms |',
     '|---|---:|---:|---:|---:|',
-    `| nimbus: first response, function at zero instances | ${f1(quantile(rows.cold, 0.5))} | ${f1(quantile(rows.cold, 0.99))} | ${f1(rows.cold[0])} | ${f1(rows.cold.at(-1))} |`,
+    ...[
+      ['JavaScript', rows.cold],
+      ['Python', rows.coldPy],
+    ].map(
+      ([lang, t]) =>
+        `| nimbus: first response, ${lang} function at zero instances | ${f1(quantile(t, 0.5))} | ${f1(quantile(t, 0.99))} | ${f1(t[0])} | ${f1(t.at(-1))} |`,
+    ),
     ...Object.entries(starts).map(
       ([k, t]) => `| ${k}: process start to first 200 | ${f1(quantile(t, 0.5))} | ${f1(quantile(t, 0.99))} | ${f1(t[0])} | ${f1(t.at(-1))} |`,
     ),
