@@ -201,6 +201,19 @@ describe('the AWS Lambda API, through @aws-sdk/client-lambda', async () => {
       client.send(new CreateFunctionCommand({ FunctionName: 'ruby-fn', Runtime: 'ruby3.3', Role: 'r', Handler: 'a.b', Code: { ZipFile: zipSync({}) } })),
       /Runtime ruby3.3 is not supported/,
     );
+    // Code that fails to load is refused at create, with its own error (Lambda would accept it and fail each Invoke).
+    const throwsOnLoad = zipSync({ 'index.mjs': Buffer.from('throw new Error("no DATABASE_URL");\nexport const handler = async () => 1;\n') });
+    await assert.rejects(
+      client.send(
+        new CreateFunctionCommand({ FunctionName: 'load-fails', Runtime: 'nodejs20.x', Role: 'r', Handler: 'index.handler', Code: { ZipFile: throwsOnLoad } }),
+      ),
+      (err: Error) => {
+        assert.equal(err.name, 'InvalidParameterValueException');
+        assert.match(err.message, /no DATABASE_URL/);
+        return true;
+      },
+    );
+    await assert.rejects(client.send(new GetFunctionCommand({ FunctionName: 'load-fails' })), { name: 'ResourceNotFoundException' });
     const wrongSecret = new LambdaClient({
       endpoint: t.platform.gatewayUrl,
       region: 'eu-west-1',
