@@ -105,6 +105,8 @@ export class FunctionRegistry {
     } catch (err) {
       if (!hadBundle && !this.#store.isBundleUsed(bundle.sha256)) this.#artifacts.remove(bundle.sha256);
       const e = toNimbusError(err);
+      // The function's own fault is the upload's problem (422); anything else (the platform could not start an instance) stays what it is.
+      if (e.code !== 'NIMBUS_LOAD_FAILED' && e.code !== 'NIMBUS_HANDLER_NOT_FOUND') throw err;
       const keeps = existing ? `; version ${existing.latest.version} keeps serving until then` : '';
       throw new NimbusError(e.code, e.message, { status: 422, hint: `${e.hint}${keeps}`, details: e.details, cause: err });
     }
