@@ -152,9 +152,8 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
 }
 
 function listExports(mod: Module): string {
-  const names = Object.keys(mod);
   const def = mod.default;
+  const names = Object.keys(mod).map((k) => (k === 'default' && typeof def === 'function' ? 'default (a function)' : k));
   if (def && typeof def === 'object') names.push(...Object.keys(def).map((k) => `default.${k}`));
-  if (typeof def === 'function') names.push('default (a function)');
   return names.length > 0 ? names.join(', ') : 'nothing';
 }
