@@ -7,6 +7,8 @@ import { ArtifactStore } from './artifacts/artifact-store.js';
 import { DEFAULT_WARM_POOL_SIZE, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
 import { createAdminServer } from './control/admin.js';
 import { FunctionRegistry } from './control/registry.js';
+import { Events, type EventsOptions } from './events/events.js';
+import { SqliteQueue } from './events/sqlite-queue.js';
 import { createGateway } from './gateway/gateway.js';
 import { RuntimeManager } from './runtime/manager.js';
 import { NimbusError } from './shared/errors.js';
@@ -21,6 +23,8 @@ export interface PlatformOptions {
   port: number;
   adminPort: number;
   warmPoolSize?: number;
+  /** Retry timing, queue limit and clock of the event queue (tests shorten them). */
+  events?: EventsOptions;
 }
 
 /** Files in the data dir that the CLI reads to find a running platform. */
@@ -47,6 +51,7 @@ export class Platform {
   readonly registry: FunctionRegistry;
   readonly runtime: RuntimeManager;
   readonly logs: LogBuffer;
+  readonly events: Events;
   gatewayUrl = '';
   adminUrl = '';
   #gateway: Server;
@@ -73,13 +78,16 @@ export class Platform {
         },
       });
       this.registry = new FunctionRegistry(this.store, artifacts, this.runtime);
+      const callDeps = { registry: this.registry, runtime: this.runtime, isDraining: () => this.#draining };
+      this.events = new Events(new SqliteQueue(join(this.dataDir, 'events.db')), callDeps, opts.events);
+      this.registry.onRemoved = (name) => this.events.removeFunction(name);
       this.#gateway = createGateway({
-        registry: this.registry,
-        runtime: this.runtime,
-        isDraining: () => this.#draining,
+        ...callDeps,
         token: this.token,
         store: this.store,
         logs: this.logs,
+        events: this.events,
+        adminUrl: () => this.adminUrl,
       });
       this.#admin = createAdminServer({
         token: this.token,
@@ -87,6 +95,7 @@ export class Platform {
         registry: this.registry,
         runtime: this.runtime,
         logs: this.logs,
+        events: this.events,
         info: () => ({ version: NIMBUS_VERSION, gatewayUrl: this.gatewayUrl, adminUrl: this.adminUrl, dataDir: this.dataDir }),
       });
     } catch (err) {
@@ -98,6 +107,7 @@ export class Platform {
   static async start(opts: PlatformOptions): Promise<Platform> {
     const platform = new Platform(opts);
     try {
+      await platform.events.start();
       platform.gatewayUrl = await listen(platform.#gateway, opts.host, opts.port, 'gateway');
       platform.adminUrl = await listen(platform.#admin, opts.host, opts.adminPort, 'admin API');
     } catch (err) {
@@ -121,9 +131,12 @@ export class Platform {
     const timer = setTimeout(() => this.#gateway.closeAllConnections(), drainMs);
     await gatewayClosed;
     clearTimeout(timer);
+    // Deliveries under way get the drain time too; any cut short are delivered again after a restart.
+    await this.events.stop(drainMs);
     this.#admin.closeAllConnections();
     await close(this.#admin);
     await this.runtime.dispose();
+    await this.events.close();
     this.logs.close();
     this.store.close();
     rmSync(join(this.dataDir, RUNTIME_FILE), { force: true });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { buildFunction, stopBuilder } from '../src/build/bundle.js';
+import type { EventsOptions } from '../src/events/events.js';
 import { Platform } from '../src/platform.js';
 
 export const REPO_ROOT = join(dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -59,9 +60,9 @@ export interface TestPlatform {
 const running = new Set<Platform>();
 
 /** Starts a platform on ports the OS picks with a temp data dir; stopped when the file ends. */
-export async function startPlatform(opts: { warmPoolSize?: number } = {}): Promise<TestPlatform> {
-  const dataDir = tempDir('nimbus-data-');
-  const platform = await Platform.start({ dataDir, host: '127.0.0.1', port: 0, adminPort: 0, warmPoolSize: opts.warmPoolSize ?? 1 });
+export async function startPlatform(opts: { warmPoolSize?: number; events?: EventsOptions; dataDir?: string } = {}): Promise<TestPlatform> {
+  const dataDir = opts.dataDir ?? tempDir('nimbus-data-');
+  const platform = await Platform.start({ dataDir, host: '127.0.0.1', port: 0, adminPort: 0, warmPoolSize: opts.warmPoolSize ?? 1, events: opts.events });
   running.add(platform);
   after(() => platform.stop(2_000));
   const admin = (method: string, path: string, body?: Uint8Array | string, headers?: Record<string, string>) =>

@@ -25,6 +25,8 @@ describe('manifest', () => {
       memory: DEFAULT_MEMORY_MB,
       timeout: DEFAULT_TIMEOUT_MS,
       scale: { min: 0, max: DEFAULT_SCALE_MAX, concurrency: DEFAULT_CONCURRENCY, idleTimeout: DEFAULT_IDLE_TIMEOUT_MS },
+      retries: 2,
+      maxEventAge: 6 * 3_600_000,
     });
     assert.ok(Object.isFrozen(m) && Object.isFrozen(m.scale));
   });
@@ -36,6 +38,7 @@ describe('manifest', () => {
     assert.deepEqual(m.env, { PORT: '8080', DEBUG: 'true' });
     assert.equal(parseManifest({ timeout: 2 }).timeout, 2000);
     assert.equal(parseManifest({ timeout: '250ms' }).timeout, 250);
+    assert.equal(parseManifest({ maxEventAge: '1h' }).maxEventAge, 3_600_000);
   });
 
   test('every problem is reported at once with field, value and what is allowed', () => {

@@ -130,6 +130,7 @@ function zipBundle(files: Record<string, Uint8Array>, manifest: Manifest & { nam
     handler,
     timeout: `${manifest.timeout}ms`,
     scale: { ...manifest.scale, idleTimeout: `${manifest.scale.idleTimeout}ms` },
+    maxEventAge: `${manifest.maxEventAge}ms`,
   };
   return zipSync(
     { ...files, [BUNDLE_MANIFEST]: new TextEncoder().encode(`${JSON.stringify(bundleManifest, null, 2)}\n`) },

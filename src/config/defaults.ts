@@ -37,3 +37,30 @@ export const SHUTDOWN_DRAIN_TIMEOUT_MS = 30_000;
 export const LOG_FLUSH_INTERVAL_MS = 100;
 export const LOG_RETENTION_LINES_PER_FUNCTION = 10_000;
 export const MAX_LOG_LINE_BYTES = 16_384;
+
+/** Asynchronous events: the durable queue and its delivery (docs/events.md). */
+export const DEFAULT_RETRIES = 2;
+export const MAX_RETRIES = 10;
+export const DEFAULT_MAX_EVENT_AGE_MS = 6 * 3_600_000;
+export const MIN_EVENT_AGE_MS = 60_000;
+export const MAX_EVENT_AGE_MS = 6 * 3_600_000;
+/** First retry after about this long; each further retry waits twice as long, with jitter, up to the cap. */
+export const RETRY_BASE_DELAY_MS = 1_000;
+export const RETRY_MAX_DELAY_MS = 5 * 60_000;
+export const MAX_ASYNC_BODY_BYTES = 1024 * 1024;
+/** Events waiting or running, platform-wide, before async invokes get 429. */
+export const MAX_QUEUED_EVENTS = 100_000;
+/** An Idempotency-Key seen again within this window returns the first invocation. */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000;
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+/** Finished invocation records are kept this long for GET /v1/invocations/<id>. */
+export const INVOCATION_RETENTION_MS = 24 * 3_600_000;
+/** Dead letters are kept this long (SQS's maximum) unless redriven or purged. */
+export const DEAD_LETTER_RETENTION_MS = 14 * 24 * 3_600_000;
+/** Deliveries running at once, across all functions. */
+export const MAX_DELIVERIES_IN_FLIGHT = 256;
+/** Result bodies kept for an invocation record and sent to callbacks. */
+export const MAX_RESULT_BYTES = 1024 * 1024;
+/** A callback URL that keeps failing is tried this many times in all. */
+export const CALLBACK_ATTEMPTS = 5;
+export const CALLBACK_TIMEOUT_MS = 10_000;

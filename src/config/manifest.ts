@@ -3,13 +3,18 @@ import { NimbusError } from '../shared/errors.js';
 import {
   DEFAULT_CONCURRENCY,
   DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_EVENT_AGE_MS,
   DEFAULT_MEMORY_MB,
+  DEFAULT_RETRIES,
   DEFAULT_SCALE_MAX,
   DEFAULT_SCALE_MIN,
   DEFAULT_TIMEOUT_MS,
   MAX_ENV_BYTES,
+  MAX_EVENT_AGE_MS,
   MAX_MEMORY_MB,
+  MAX_RETRIES,
   MAX_TIMEOUT_MS,
+  MIN_EVENT_AGE_MS,
   MIN_MEMORY_MB,
 } from './defaults.js';
 
@@ -140,6 +145,9 @@ export const manifestSchema = z
       .strict()
       .default({})
       .refine((s) => s.min <= s.max, { message: 'scale.min must not exceed scale.max', path: ['min'] }),
+    /** Asynchronous events (async invokes, triggers): retries after the first attempt, and how old an event may get. */
+    retries: int('retries', 0, MAX_RETRIES).default(DEFAULT_RETRIES),
+    maxEventAge: duration('maxEventAge', MIN_EVENT_AGE_MS, MAX_EVENT_AGE_MS).default(DEFAULT_MAX_EVENT_AGE_MS / 1000),
   })
   .strict()
   .superRefine((m, ctx) => {
@@ -177,7 +185,9 @@ export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest 
   const problems: ManifestProblem[] = result.error.issues.flatMap((issue): ManifestProblem[] => {
     if (issue.code === 'unrecognized_keys') {
       const allowed =
-        issue.path.length === 0 ? 'name, runtime, handler, style, command, payloadFormat, env, memory, timeout, scale' : 'min, max, concurrency, idleTimeout';
+        issue.path.length === 0
+          ? 'name, runtime, handler, style, command, payloadFormat, env, memory, timeout, scale, retries, maxEventAge'
+          : 'min, max, concurrency, idleTimeout';
       return issue.keys.map((key) => ({
         field: [...issue.path, key].join('.'),
         value: valueAt(input, [...issue.path, key]),

@@ -1,7 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { MAX_BUNDLE_BYTES } from '../config/defaults.js';
+import { DEAD_LETTER_RETENTION_MS, INVOCATION_RETENTION_MS, MAX_BUNDLE_BYTES } from '../config/defaults.js';
 import { functionNameFromPath } from '../config/manifest.js';
+import type { InvokeMeta } from '../events/dispatcher.js';
+import type { Events } from '../events/events.js';
+import type { Message } from '../events/queue.js';
 import type { RuntimeManager } from '../runtime/manager.js';
 import { NimbusError } from '../shared/errors.js';
 import { readBody, sendError, sendJson } from '../shared/http.js';
@@ -15,10 +18,14 @@ export interface AdminDeps {
   registry: FunctionRegistry;
   runtime: RuntimeManager;
   logs: LogBuffer;
+  events: Events;
   info(): { version: string; gatewayUrl: string; adminUrl: string; dataDir: string };
 }
 
 const MAX_LOG_LIMIT = 10_000;
+const DEFAULT_DLQ_LIMIT = 100;
+const MAX_DLQ_LIMIT = 1_000;
+const MAX_ADMIN_JSON_BYTES = 1024 * 1024;
 const DEFAULT_LOG_LIMIT = 100;
 
 /**
@@ -54,6 +61,16 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
     allow(method, ['GET']);
     return sendJson(res, 200, deps.info());
   }
+  if (parts.length === 3 && parts[1] === 'invocations') {
+    allow(method, ['GET']);
+    const m = await deps.events.invocation(parts[2]);
+    if (!m) {
+      throw new NimbusError('NIMBUS_INVOCATION_NOT_FOUND', `no invocation ${JSON.stringify(parts[2].slice(0, 80))}`, {
+        hint: `invocation records are kept for ${INVOCATION_RETENTION_MS / 3_600_000} h after they finish (dead letters for ${DEAD_LETTER_RETENTION_MS / 86_400_000} days); check the id from the 202 response`,
+      });
+    }
+    return sendJson(res, 200, { invocation: invocationView(m) });
+  }
   if (parts[1] !== 'functions') throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
   if (parts.length === 2) {
     allow(method, ['GET']);
@@ -64,7 +81,7 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
     allow(method, ['GET', 'PUT', 'DELETE']);
     if (method === 'PUT') return deploy(deps, name, req, res);
     if (method === 'DELETE') {
-      if (!deps.registry.remove(name)) throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
+      if (!(await deps.registry.remove(name))) throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
       res.writeHead(204).end();
       return;
     }
@@ -75,7 +92,66 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
     found(deps, name);
     return logs(deps, name, url, req, res);
   }
+  if (parts[3] === 'dlq' && parts.length <= 5) return deadLetters(deps, name, parts[4], method, url, req, res);
   throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
+}
+
+/**
+ * A function's dead letters: GET lists them (oldest first, `limit`, `after` cursor),
+ * DELETE purges them (all, or `?id=` repeated), POST .../redrive queues them again
+ * (all, or the `ids` in the JSON body) with the function's current retries and maxEventAge.
+ */
+async function deadLetters(deps: AdminDeps, name: string, action: string | undefined, method: string, url: URL, req: IncomingMessage, res: ServerResponse) {
+  const spec = deps.registry.spec(name);
+  if (!spec) throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
+  if (action === 'redrive') {
+    allow(method, ['POST']);
+    const ids = parseIds(await readBody(req, MAX_ADMIN_JSON_BYTES, 'NIMBUS_PAYLOAD_TOO_LARGE'));
+    return sendJson(res, 200, { redriven: await deps.events.redrive(spec, ids) });
+  }
+  if (action !== undefined) throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
+  allow(method, ['GET', 'DELETE']);
+  const ids = url.searchParams.getAll('id');
+  if (method === 'DELETE') return sendJson(res, 200, { purged: await deps.events.purgeDead(name, ids.length > 0 ? ids : undefined) });
+  const limit = Math.max(1, intParam(url, 'limit', DEFAULT_DLQ_LIMIT, MAX_DLQ_LIMIT));
+  const after = url.searchParams.get('after') ?? undefined;
+  const page = await deps.events.listDead(name, { limit, after });
+  return sendJson(res, 200, { deadLetters: page.map(invocationView), next: page.length === limit ? page[page.length - 1].id : null });
+}
+
+function parseIds(body: Buffer): string[] | undefined {
+  if (body.length === 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new NimbusError('NIMBUS_INVALID_REQUEST', 'the body must be JSON: {} for every dead letter, or {"ids": ["<id>", ...]}');
+  }
+  const ids = (parsed as { ids?: unknown }).ids;
+  if (ids === undefined) return undefined;
+  if (!Array.isArray(ids) || !ids.every((i) => typeof i === 'string'))
+    throw new NimbusError('NIMBUS_INVALID_REQUEST', '"ids" must be a list of invocation ids');
+  return ids;
+}
+
+/** An invocation record as the API shows it. */
+function invocationView(m: Message): Record<string, unknown> {
+  const meta = m.meta as unknown as InvokeMeta;
+  const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  return {
+    id: m.id,
+    function: meta.fn,
+    status: m.status,
+    attempts: m.attempts,
+    maxAttempts: m.maxAttempts,
+    request: { method: meta.method, path: meta.path, bodyBytes: m.body.length, callbackUrl: meta.callbackUrl ?? null, format: meta.format },
+    enqueuedAt: iso(m.enqueuedAt),
+    nextAttemptAt: m.status === 'queued' ? iso(m.availableAt) : null,
+    expiresAt: iso(m.expiresAt),
+    completedAt: iso(m.completedAt),
+    lastError: m.lastError,
+    result: m.result,
+  };
 }
 
 function allow(method: string, methods: string[]): void {

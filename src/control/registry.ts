@@ -1,5 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { type ArtifactStore, readBundleZip } from '../artifacts/artifact-store.js';
+import { DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_RETRIES } from '../config/defaults.js';
 import { BUNDLE_EXTENSIONS, MANIFEST_FILES, PYTHON_EXTENSIONS, resolveHandler } from '../config/handler.js';
 import { parseManifest, validateFunctionName } from '../config/manifest.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
@@ -25,6 +26,8 @@ export class FunctionRegistry {
   readonly #specs = new Map<string, FunctionSpec>();
   /** Deploys of one function run one at a time (each picks the next version number). */
   readonly #deploying = new Map<string, Promise<unknown>>();
+  /** Told when a function is removed (its queued events go too). */
+  onRemoved: (name: string) => Promise<void> = async () => {};
 
   constructor(store: Store, artifacts: ArtifactStore, runtime: RuntimeManager) {
     this.#store = store;
@@ -121,7 +124,7 @@ export class FunctionRegistry {
     return { ...result, style };
   }
 
-  remove(name: string): boolean {
+  async remove(name: string): Promise<boolean> {
     validateFunctionName(name);
     const bundles = new Set(this.#store.listVersions(name).map((v) => v.sha256));
     const existed = this.#store.deleteFunction(name);
@@ -129,6 +132,7 @@ export class FunctionRegistry {
     this.#runtime.remove(name);
     // Running instances have their code in memory already; the files can go.
     for (const sha of bundles) if (!this.#store.isBundleUsed(sha)) this.#artifacts.remove(sha);
+    await this.onRemoved(name);
     return existed;
   }
 
@@ -144,6 +148,8 @@ export class FunctionRegistry {
       timeoutMs: c.timeout,
       // A Lambda Runtime API bootstrap takes one event at a time, as on Lambda: more requests mean more instances.
       scale: { min: c.scale.min, max: c.scale.max, concurrency: c.style === 'lambda-runtime' ? 1 : c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
+      // Versions stored before these fields existed get the defaults.
+      async: { retries: c.retries ?? DEFAULT_RETRIES, maxEventAgeMs: c.maxEventAge ?? DEFAULT_MAX_EVENT_AGE_MS },
       load: {
         functionName: record.name,
         version: latest.version,

@@ -1,4 +1,5 @@
 import type { FunctionRegistry } from '../control/registry.js';
+import type { Events } from '../events/events.js';
 import type { FunctionPool, FunctionSpec } from '../runtime/function-pool.js';
 import type { Instance } from '../runtime/instance.js';
 import type { RuntimeManager } from '../runtime/manager.js';
@@ -15,6 +16,10 @@ export interface CallDeps {
 
 /** What the compatible APIs (Lambda, OpenFaaS) need besides invoking: auth, records, logs. */
 export interface CompatDeps extends CallDeps {
+  /** The durable queue: async invokes, Lambda Event invokes, OpenFaaS /async-function. */
+  events: Events;
+  /** Where the admin API listens, for status URLs. */
+  adminUrl(): string;
   /** The admin token: the Lambda API's secret access key and the OpenFaaS basic-auth password. */
   token: string;
   store: Store;

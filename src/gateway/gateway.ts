@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { MAX_REQUEST_BODY_BYTES, RETRY_AFTER_S } from '../config/defaults.js';
+import { MAX_ASYNC_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_REQUEST_BODY_BYTES, RETRY_AFTER_S } from '../config/defaults.js';
 import { functionNameFromPath } from '../config/manifest.js';
 import type { FunctionPool, FunctionSpec } from '../runtime/function-pool.js';
 import type { Instance, InvocationSink } from '../runtime/instance.js';
 import type { ResponseHead } from '../runtime/protocol/frames.js';
 import { NimbusError, toNimbusError } from '../shared/errors.js';
-import { REQUEST_ID_HEADER, sendError } from '../shared/http.js';
+import { REQUEST_ID_HEADER, readBody, sendError } from '../shared/http.js';
 import { acquireSlot, type CompatDeps } from './call.js';
 import { handleLambdaApi, LAMBDA_API_PREFIX } from './lambda-api.js';
 import { handleOpenFaasSystem } from './openfaas-api.js';
@@ -47,10 +47,10 @@ export function createGateway(deps: GatewayDeps): Server {
       return;
     }
     const requestId = randomUUID();
-    const openfaas = url.startsWith('/function/');
-    const fail = openfaas ? sendTextError : sendError;
+    const entry = ENTRIES.find((e) => url.startsWith(e.prefix)) ?? ENTRIES[0];
+    const fail = entry.openfaas ? sendTextError : sendError;
     try {
-      route(deps, req, res, requestId, openfaas ? '/function/'.length : 0, fail);
+      route(deps, req, res, requestId, entry, fail);
     } catch (err) {
       fail(res, err, requestId);
     }
@@ -59,14 +59,27 @@ export function createGateway(deps: GatewayDeps): Server {
   return server;
 }
 
-/** `prefix` is where the name starts: after /fn/ (0 means /fn/) or OpenFaaS's /function/. */
-function route(deps: GatewayDeps, req: IncomingMessage, res: ServerResponse, requestId: string, prefix: number, fail: SendError): void {
+/** The ways into a function: sync or queued, Nimbus's own routes or OpenFaaS's (plain-text errors). */
+interface Entry {
+  prefix: string;
+  openfaas: boolean;
+  async: boolean;
+}
+const ENTRIES: Entry[] = [
+  { prefix: '/fn/', openfaas: false, async: false },
+  { prefix: '/async/', openfaas: false, async: true },
+  { prefix: '/function/', openfaas: true, async: false },
+  { prefix: '/async-function/', openfaas: true, async: true },
+];
+
+function route(deps: GatewayDeps, req: IncomingMessage, res: ServerResponse, requestId: string, entry: Entry, fail: SendError): void {
   const url = req.url ?? '/';
-  if (prefix === 0) {
-    if (!url.startsWith('/fn/'))
-      throw new NimbusError('NIMBUS_NOT_FOUND', `no route for ${url.split('?')[0]}`, { hint: 'functions are served under /fn/<name>/' });
-    prefix = 4;
+  if (!url.startsWith(entry.prefix)) {
+    throw new NimbusError('NIMBUS_NOT_FOUND', `no route for ${url.split('?')[0]}`, {
+      hint: 'functions are served under /fn/<name>/ (and queued under /async/<name>/)',
+    });
   }
+  const prefix = entry.prefix.length;
   const slash = url.indexOf('/', prefix);
   const query = url.indexOf('?', prefix);
   const end = slash === -1 ? (query === -1 ? url.length : query) : query !== -1 && query < slash ? query : slash;
@@ -74,13 +87,89 @@ function route(deps: GatewayDeps, req: IncomingMessage, res: ServerResponse, req
   const spec = deps.registry.spec(name);
   if (!spec) throw new NimbusError('NIMBUS_FUNCTION_NOT_FOUND', `function "${name}" does not exist`);
   if (deps.isDraining()) throw new NimbusError('NIMBUS_SHUTTING_DOWN', 'the platform is shutting down');
-  if (Number(req.headers['content-length'] ?? 0) > MAX_REQUEST_BODY_BYTES) {
+  const limit = entry.async ? MAX_ASYNC_BODY_BYTES : MAX_REQUEST_BODY_BYTES;
+  if (Number(req.headers['content-length'] ?? 0) > limit) {
     res.setHeader('connection', 'close');
-    throw new NimbusError('NIMBUS_PAYLOAD_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
+    throw tooLarge(entry.async);
   }
   let path = url.slice(end);
   if (!path.startsWith('/')) path = `/${path}`;
-  void invoke(deps, spec, req, res, requestId, path, fail);
+  if (entry.async) void invokeAsync(deps, spec, req, res, requestId, path, entry.openfaas).catch((err: unknown) => fail(res, err, requestId));
+  else void invoke(deps, spec, req, res, requestId, path, fail);
+}
+
+function tooLarge(async: boolean): NimbusError {
+  if (!async) return new NimbusError('NIMBUS_PAYLOAD_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
+  return new NimbusError('NIMBUS_PAYLOAD_TOO_LARGE', `an async invocation's body is larger than ${MAX_ASYNC_BODY_BYTES} bytes`, {
+    hint: 'async invocations carry at most 1 MB; store large data elsewhere and send a reference',
+  });
+}
+
+/** Headers the queued request keeps: the client's, minus hop-by-hop ones. */
+function queuedHeaders(raw: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (!HOP_BY_HOP.has(raw[i].toLowerCase())) out.push(raw[i], raw[i + 1]);
+  return out;
+}
+
+/**
+ * `/async/<name>` and OpenFaaS's `/async-function/<name>`: the request is committed to
+ * the durable queue, then answered 202 with the invocation id (X-Call-Id on OpenFaaS's
+ * route). An X-Callback-Url gets the result; an Idempotency-Key deduplicates retries.
+ */
+async function invokeAsync(
+  deps: GatewayDeps,
+  spec: FunctionSpec,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  path: string,
+  openfaas: boolean,
+): Promise<void> {
+  const callbackUrl = header(req, 'x-callback-url');
+  if (callbackUrl !== undefined && !/^https?:\/\/[^\s]+$/i.test(callbackUrl)) {
+    req.resume();
+    throw new NimbusError('NIMBUS_INVALID_REQUEST', `X-Callback-Url must be an http:// or https:// URL, got ${JSON.stringify(callbackUrl.slice(0, 200))}`, {
+      hint: 'send the full URL that should receive the result, e.g. X-Callback-Url: https://example.com/done',
+    });
+  }
+  const idempotencyKey = header(req, 'idempotency-key');
+  if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH)) {
+    req.resume();
+    throw new NimbusError('NIMBUS_INVALID_REQUEST', `Idempotency-Key must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`, {
+      hint: 'use a unique id per logical request, e.g. a UUID',
+    });
+  }
+  let body: Buffer;
+  try {
+    body = await readBody(req, MAX_ASYNC_BODY_BYTES, 'NIMBUS_PAYLOAD_TOO_LARGE');
+  } catch (err) {
+    res.setHeader('connection', 'close');
+    throw (err as NimbusError).code === 'NIMBUS_PAYLOAD_TOO_LARGE' ? tooLarge(true) : err;
+  }
+  const { id, duplicate } = await deps.events.invokeAsync(spec, {
+    method: req.method ?? 'POST',
+    path,
+    headers: queuedHeaders(req.rawHeaders),
+    body,
+    sourceIp: req.socket.remoteAddress ?? '',
+    format: 'http',
+    callbackUrl,
+    idempotencyKey,
+  });
+  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: requestId, 'x-call-id': id };
+  if (duplicate) headers['x-nimbus-idempotent-replay'] = 'true';
+  if (openfaas) {
+    res.writeHead(202, { ...headers, 'content-length': '0' }).end();
+    return;
+  }
+  const text = JSON.stringify({ id, status: 'queued', duplicate, statusUrl: `${deps.adminUrl()}/v1/invocations/${id}` });
+  res.writeHead(202, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }).end(text);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 async function invoke(

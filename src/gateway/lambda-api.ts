@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { zipSync } from 'fflate';
 import { stringify as toYaml } from 'yaml';
 import { readBundleZip } from '../artifacts/artifact-store.js';
-import { MAX_BUNDLE_BYTES, MAX_REQUEST_BODY_BYTES } from '../config/defaults.js';
+import { MAX_ASYNC_BODY_BYTES, MAX_BUNDLE_BYTES, MAX_REQUEST_BODY_BYTES } from '../config/defaults.js';
 import { validateFunctionName } from '../config/manifest.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import { findPython } from '../runtime/launcher.js';
@@ -82,7 +82,7 @@ async function route(deps: CompatDeps, req: IncomingMessage, res: ServerResponse
     }
     if (parts.length === 1 && method === 'DELETE') {
       existing(ctx, target);
-      deps.registry.remove(target.name);
+      await deps.registry.remove(target.name);
       res.writeHead(204, { 'x-amzn-requestid': requestId }).end();
       return;
     }
@@ -265,12 +265,11 @@ async function invoke(ctx: ApiContext, target: Target, req: IncomingMessage, res
     return;
   }
   if (type === 'Event') {
-    // Accepted now, run in the background. Until the durable queue lands (issue 4) an
-    // event is lost if the platform stops before it runs: docs/compatibility.md says so.
-    res.writeHead(202, { 'x-amzn-requestid': requestId, 'content-length': '0' }).end();
-    callFunction(deps, spec, request).catch(() => {
-      // The function's own logs have the error.
-    });
+    if (payload.length > MAX_ASYNC_BODY_BYTES)
+      throw new LambdaError(413, 'RequestTooLargeException', `Request must be smaller than ${MAX_ASYNC_BODY_BYTES} bytes for the Event invocation type`);
+    // Committed to the durable queue before the 202; retries and dead letters as for /async.
+    const { id } = await deps.events.invokeAsync(spec, { method: 'POST', path: '/', headers: [], body: payload, sourceIp: base.sourceIp, format: 'lambda' });
+    res.writeHead(202, { 'x-amzn-requestid': id, 'content-length': '0' }).end();
     return;
   }
   const started = performance.now();
@@ -309,7 +308,7 @@ interface LambdaRequest extends BufferedRequest {
  * handler gets the request an API Gateway event describes (and answers with an API
  * Gateway result), or else a POST of the payload as JSON (and answers with its body).
  */
-function requestFor(style: string, base: { requestId: string; sourceIp: string; protocol: string }, payload: Buffer, type: string): LambdaRequest {
+export function requestFor(style: string, base: { requestId: string; sourceIp: string; protocol: string }, payload: Buffer, type: string): LambdaRequest {
   const direct = { ...base, method: 'POST', path: '/', headers: ['content-type', 'application/json', 'x-amz-invocation-type', type] };
   if (EVENT_STYLES.has(style)) return { head: { ...direct, event: true }, body: payload };
   const http = payload.length > 0 ? httpFromApiGatewayEvent(JSON.parse(payload.toString('utf8'))) : undefined;

@@ -74,7 +74,7 @@ async function route(deps: CompatDeps, req: IncomingMessage, res: ServerResponse
         throw new FaasError(400, 'the body must be JSON: {"functionName": "<name>"}');
       }
       if (typeof name !== 'string' || name === '') throw new FaasError(400, 'functionName is required');
-      if (!deps.registry.remove(safeName(name))) throw new FaasError(404, `function ${name} not found`);
+      if (!(await deps.registry.remove(safeName(name)))) throw new FaasError(404, `function ${name} not found`);
       res.writeHead(202).end();
       return;
     }

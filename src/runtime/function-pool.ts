@@ -14,6 +14,8 @@ export interface FunctionSpec {
   memoryMB: number;
   timeoutMs: number;
   scale: { min: number; max: number; concurrency: number; idleTimeoutMs: number };
+  /** Asynchronous events: retries after the first attempt, and how old an event may get. */
+  async: { retries: number; maxEventAgeMs: number };
 }
 
 interface Waiter {

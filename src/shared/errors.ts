@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   NIMBUS_FUNCTION_NOT_FOUND: { status: 404, hint: 'deploy it with `nimbus deploy`, or list functions with `nimbus ls`' },
   NIMBUS_PAYLOAD_TOO_LARGE: { status: 413, hint: 'request bodies are limited to 6 MB; send large data by reference' },
   NIMBUS_TOO_MANY_REQUESTS: { status: 429, hint: 'the function is at its scale.max with a full queue; retry after the Retry-After delay or raise scale.max' },
+  NIMBUS_INVOCATION_NOT_FOUND: { status: 404, hint: 'check the id from the 202 response; finished records are kept for 24 h' },
+  NIMBUS_QUEUE_FULL: { status: 429, hint: 'too many events are waiting; retry after the Retry-After delay, or let the backlog drain' },
   NIMBUS_SHUTTING_DOWN: { status: 503, hint: 'the platform is draining; retry against a running platform' },
   NIMBUS_FUNCTION_TIMEOUT: { status: 504, hint: 'the function ran past its timeout; raise `timeout` in nimbus.yaml or make it faster' },
   NIMBUS_MEMORY_LIMIT: { status: 502, hint: 'the instance used more than its memory limit; raise `memory` in nimbus.yaml or use less' },

@@ -1,0 +1,296 @@
+import {
+  CALLBACK_ATTEMPTS,
+  CALLBACK_TIMEOUT_MS,
+  MAX_DELIVERIES_IN_FLIGHT,
+  MAX_RESULT_BYTES,
+  MAX_TIMEOUT_MS,
+  RETRY_BASE_DELAY_MS,
+  RETRY_MAX_DELAY_MS,
+} from '../config/defaults.js';
+import { type BufferedRequest, type CallDeps, callFunction } from '../gateway/call.js';
+import { requestFor as lambdaRequest } from '../gateway/lambda-api.js';
+import { type NimbusError, toNimbusError } from '../shared/errors.js';
+import { judge, retryDelay } from './backoff.js';
+import type { Lease, NewMessage, Queue } from './queue.js';
+
+/** An async invocation of a function, as queued (queue "fn:<name>"). */
+export interface InvokeMeta {
+  kind: 'invoke';
+  fn: string;
+  method: string;
+  path: string;
+  /** Flat name/value list, as in the protocol's REQ_HEAD. */
+  headers: string[];
+  sourceIp: string;
+  /** http: an HTTP request for the function; lambda: a Lambda Event invoke's payload. */
+  format: 'http' | 'lambda';
+  callbackUrl?: string;
+}
+
+/** A result to POST to an X-Callback-Url (queue "callback"). */
+export interface CallbackMeta {
+  kind: 'callback';
+  url: string;
+  fn: string;
+  callId: string;
+  status: number;
+  headers: [string, string][];
+  durationMs: number;
+}
+
+export interface DispatcherOptions {
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  maxInFlight?: number;
+  /** The clock and the dice, injectable for tests. */
+  now?: () => number;
+  random?: () => number;
+}
+
+/** A delivery's lease outlives any function timeout; a crashed platform recovers its leases at start instead. */
+const LEASE_MS = MAX_TIMEOUT_MS + 60_000;
+/** With nothing due, look again at least this often (a redrive or another writer may add work). */
+const IDLE_POLL_MS = 1_000;
+const CALLBACK_QUEUE = 'callback';
+
+export const functionQueue = (name: string) => `fn:${name}`;
+
+/**
+ * Takes due messages off the queue and delivers them: invocations to their function
+ * (through the same pools as the gateway), results to callback URLs. Each outcome is
+ * judged (backoff.ts): success and 4xx complete the message, anything else retries with
+ * exponential backoff and jitter until the attempts or the event's age run out, and then
+ * the message is dead-lettered. Callbacks are queued in the same commit as the outcome.
+ */
+export class Dispatcher {
+  readonly #queue: Queue;
+  readonly #deps: CallDeps;
+  readonly #retryBaseMs: number;
+  readonly #retryMaxMs: number;
+  readonly #maxInFlight: number;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #inFlight = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | undefined;
+  #pumping = false;
+  #again = false;
+  #wakeScheduled = false;
+  #stopped = true;
+
+  constructor(queue: Queue, deps: CallDeps, opts: DispatcherOptions = {}) {
+    this.#queue = queue;
+    this.#deps = deps;
+    this.#retryBaseMs = opts.retryBaseMs ?? RETRY_BASE_DELAY_MS;
+    this.#retryMaxMs = opts.retryMaxMs ?? RETRY_MAX_DELAY_MS;
+    this.#maxInFlight = opts.maxInFlight ?? MAX_DELIVERIES_IN_FLIGHT;
+    this.#now = opts.now ?? Date.now;
+    this.#random = opts.random ?? Math.random;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Deliveries a previous run left running are due again (at least once), then the loop starts. */
+  async start(): Promise<void> {
+    const recovered = await this.#queue.recover(this.#now());
+    if (recovered > 0) console.error(`nimbus: ${recovered} event${recovered === 1 ? '' : 's'} interrupted by the last shutdown will be delivered again`);
+    this.#stopped = false;
+    this.wake();
+  }
+
+  /** Something may be due: look soon (wakes in the same turn share one lease). */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    if (this.#wakeScheduled) return;
+    this.#wakeScheduled = true;
+    setImmediate(() => {
+      this.#wakeScheduled = false;
+      if (this.#pumping) this.#again = true;
+      else void this.#pump();
+    });
+  }
+
+  /** No new deliveries; waits up to graceMs for running ones (the rest are redelivered after the restart). */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    if (this.#inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.#inFlight]), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      do {
+        this.#again = false;
+        while (!this.#stopped && this.#inFlight.size < this.#maxInFlight) {
+          const wanted = this.#maxInFlight - this.#inFlight.size;
+          const leases = await this.#queue.lease(wanted, LEASE_MS, this.#now());
+          for (const lease of leases) this.#track(lease);
+          if (leases.length < wanted) break;
+        }
+      } while (this.#again && !this.#stopped);
+      if (!this.#stopped) await this.#armTimer();
+    } catch (err) {
+      if (!this.#stopped) {
+        console.error('nimbus: event dispatcher:', err);
+        clearTimeout(this.#timer);
+        this.#timer = setTimeout(() => this.wake(), IDLE_POLL_MS);
+        this.#timer.unref();
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  async #armTimer(): Promise<void> {
+    const next = await this.#queue.nextAvailableAt();
+    const wait = next === undefined ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, Math.max(0, next - this.#now()));
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.wake(), wait);
+    this.#timer.unref();
+  }
+
+  #track(lease: Lease): void {
+    const delivery = this.#deliver(lease).catch((err: unknown) => {
+      // Settling failed (the store is closing): the lease stays, and the restart redelivers.
+      if (!this.#stopped) console.error('nimbus: could not settle event', lease.message.id, err);
+    });
+    this.#inFlight.add(delivery);
+    void delivery.finally(() => {
+      this.#inFlight.delete(delivery);
+      this.wake();
+    });
+  }
+
+  async #deliver(lease: Lease): Promise<void> {
+    const meta = lease.message.meta as unknown as InvokeMeta | CallbackMeta;
+    if (meta.kind === 'callback') return this.#deliverCallback(lease, meta);
+    return this.#deliverInvoke(lease, meta);
+  }
+
+  async #deliverInvoke(lease: Lease, meta: InvokeMeta): Promise<void> {
+    const m = lease.message;
+    const started = this.#now();
+    const spec = this.#deps.registry.spec(meta.fn);
+    if (!spec) {
+      const result = { error: { code: 'NIMBUS_FUNCTION_NOT_FOUND', message: `function "${meta.fn}" does not exist any more` } };
+      return this.#queue.complete(lease, { status: 'failed', result }, [], this.#now());
+    }
+    if (started >= m.expiresAt) {
+      const error = `the event is older than the function's maxEventAge (${Math.round((m.expiresAt - m.enqueuedAt) / 1000)} s); last error: ${m.lastError ?? 'none'}`;
+      return this.#queue.deadLetter(
+        lease,
+        error,
+        undefined,
+        this.#callbacks(meta, m.id, { status: 500, headers: [], body: Buffer.from(error) }, 0),
+        this.#now(),
+      );
+    }
+    let outcome: { status: number; headers: [string, string][]; body: Buffer } | { error: NimbusError };
+    try {
+      const res = await callFunction(this.#deps, spec, (style) => this.#request(style, meta, lease));
+      outcome = { status: res.head.status, headers: res.head.headers, body: res.body };
+    } catch (err) {
+      outcome = { error: toNimbusError(err) };
+    }
+    const now = this.#now();
+    const durationMs = now - started;
+    const verdict = judge(outcome);
+    const record = recordOf(outcome, durationMs, m.attempts);
+    const reply =
+      'error' in outcome
+        ? {
+            status: outcome.error.status,
+            headers: [['content-type', 'application/json']] as [string, string][],
+            body: Buffer.from(JSON.stringify(outcome.error.toJSON())),
+          }
+        : outcome;
+    if (verdict !== 'retry') return this.#queue.complete(lease, { status: verdict, result: record }, this.#callbacks(meta, m.id, reply, durationMs), now);
+    const error = 'error' in outcome ? `${outcome.error.code}: ${outcome.error.message}` : `the function answered ${outcome.status}`;
+    const at = now + retryDelay(m.attempts, this.#retryBaseMs, this.#retryMaxMs, this.#random);
+    if (m.attempts >= m.maxAttempts || at >= m.expiresAt) {
+      const why = m.attempts >= m.maxAttempts ? `failed ${m.attempts} attempt${m.attempts === 1 ? '' : 's'}` : 'the next retry would pass maxEventAge';
+      return this.#queue.deadLetter(lease, `${why}; last error: ${error}`, record, this.#callbacks(meta, m.id, reply, durationMs), now);
+    }
+    return this.#queue.retry(lease, at, error, now);
+  }
+
+  #request(style: string, meta: InvokeMeta, lease: Lease): BufferedRequest {
+    const m = lease.message;
+    const base = { requestId: m.id, sourceIp: meta.sourceIp, protocol: 'HTTP/1.1' };
+    if (meta.format === 'lambda') return lambdaRequest(style, base, m.body, 'Event');
+    const headers = [...meta.headers, 'x-nimbus-invocation-id', m.id, 'x-nimbus-attempt', String(m.attempts)];
+    return { head: { ...base, method: meta.method, path: meta.path, headers }, body: m.body };
+  }
+
+  /** The callback for a final outcome, if the caller asked for one (OpenFaaS's X-Callback-Url). */
+  #callbacks(meta: InvokeMeta, callId: string, reply: { status: number; headers: [string, string][]; body: Buffer }, durationMs: number): NewMessage[] {
+    if (!meta.callbackUrl) return [];
+    const cb: CallbackMeta = { kind: 'callback', url: meta.callbackUrl, fn: meta.fn, callId, status: reply.status, headers: reply.headers, durationMs };
+    const now = this.#now();
+    return [
+      {
+        queue: CALLBACK_QUEUE,
+        meta: cb as unknown as Record<string, unknown>,
+        body: reply.body.subarray(0, MAX_RESULT_BYTES),
+        maxAttempts: CALLBACK_ATTEMPTS,
+        expiresAt: now + CALLBACK_MAX_AGE_MS,
+      },
+    ];
+  }
+
+  async #deliverCallback(lease: Lease, meta: CallbackMeta): Promise<void> {
+    const m = lease.message;
+    const headers = new Headers();
+    for (const [k, v] of meta.headers) if (!HOP_BY_HOP.has(k.toLowerCase()) && k.toLowerCase() !== 'content-length') headers.append(k, v);
+    headers.set('x-call-id', meta.callId);
+    headers.set('x-function-name', meta.fn);
+    headers.set('x-function-status', String(meta.status));
+    headers.set('x-duration-seconds', (meta.durationMs / 1000).toFixed(6));
+    let error: string;
+    try {
+      const res = await fetch(meta.url, { method: 'POST', headers, body: m.body, redirect: 'manual', signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS) });
+      await res.arrayBuffer().catch(() => {});
+      if (res.status < 300) return this.#queue.complete(lease, { status: 'succeeded', result: { status: res.status } }, [], this.#now());
+      error = `the callback URL answered ${res.status}`;
+    } catch (err) {
+      error = `the callback URL could not be reached: ${(err as Error).message}`;
+    }
+    const now = this.#now();
+    const at = now + retryDelay(m.attempts, this.#retryBaseMs, this.#retryMaxMs, this.#random);
+    if (m.attempts >= m.maxAttempts || at >= m.expiresAt) return this.#queue.deadLetter(lease, error, undefined, [], now);
+    return this.#queue.retry(lease, at, error, now);
+  }
+}
+
+const CALLBACK_MAX_AGE_MS = 3_600_000;
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+
+/** What GET /v1/invocations/<id> shows of an attempt's outcome. */
+function recordOf(
+  outcome: { status: number; headers: [string, string][]; body: Buffer } | { error: NimbusError },
+  durationMs: number,
+  attempt: number,
+): Record<string, unknown> {
+  if ('error' in outcome) return { attempt, durationMs, error: { code: outcome.error.code, message: outcome.error.message } };
+  const body = outcome.body.subarray(0, MAX_RESULT_BYTES);
+  const text = body.toString('utf8');
+  const isText = Buffer.from(text, 'utf8').equals(body);
+  return {
+    attempt,
+    durationMs,
+    status: outcome.status,
+    headers: outcome.headers,
+    body: isText ? text : body.toString('base64'),
+    bodyEncoding: isText ? 'utf8' : 'base64',
+    truncated: outcome.body.length > MAX_RESULT_BYTES,
+  };
+}
