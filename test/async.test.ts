@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { eventually, functionDir, startPlatform, testNoLeakedChildren } from './helpers.js';
+import { CLI, cleanEnv, eventually, functionDir, startPlatform, testNoLeakedChildren } from './helpers.js';
 
 interface Invocation {
   id: string;
@@ -246,6 +247,40 @@ describe('async invocation: queued, retried, dead-lettered, redriven', async () 
     assert.equal(refused.headers.get('retry-after'), '1');
     assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'NIMBUS_QUEUE_FULL');
     for (const id of slow) assert.equal((await settled(id, 30_000)).status, 'succeeded');
+  });
+
+  test('the CLI queues, shows, lists, redrives and purges', async () => {
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...args, '--url', t.platform.adminUrl, '--token', t.platform.token], { env: cleanEnv() });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const queued = await cli('invoke', 'flaky', '--async', '--path', '/from-cli', '-d', 'hi');
+    assert.equal(queued.code, 0, queued.stderr);
+    const id = /invocation ([0-9a-f-]{36})/.exec(queued.stdout)?.[1] ?? '';
+    assert.ok(id, queued.stdout);
+    await settled(id);
+    const shown = await cli('invocation', id);
+    assert.match(shown.stdout, new RegExp(`${id}  flaky  succeeded  \\(attempt 1 of 3\\)`));
+    assert.match(shown.stdout, /result {5}200 .*"path":"\/from-cli"/);
+
+    await t.deploy(functionDir({ 'index.js': FLAKY }, 'name: clidlq\nretries: 0\n'));
+    const dead = await accepted(await post('/async/clidlq?fail=9'));
+    await settled(dead.id);
+    const ls = await cli('dlq', 'ls', 'clidlq');
+    assert.match(ls.stdout, new RegExp(`${dead.id} .* 1 +failed 1 attempt; last error: the function answered 500`));
+    assert.match((await cli('dlq', 'show', dead.id)).stdout, /dead {2}\(attempt 1 of 1\)/);
+    assert.match((await cli('dlq', 'redrive', 'clidlq')).stdout, /Queued 1 dead letter of clidlq again/);
+    await settled(dead.id);
+    assert.match((await cli('dlq', 'purge', 'clidlq', dead.id)).stdout, /Deleted 1 dead letter of clidlq/);
+    assert.match((await cli('dlq', 'ls', 'clidlq')).stdout, /No dead letters for clidlq/);
+    const wrong = await cli('dlq', 'explode', 'clidlq');
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /unknown dlq action "explode"/);
   });
 
   test('removing a function drops its queued events', async () => {

@@ -3,7 +3,9 @@ import { NimbusError, toNimbusError } from '../shared/errors.js';
 import { NIMBUS_VERSION } from '../version.js';
 import type { Command } from './command.js';
 import { deploy } from './commands/deploy.js';
+import { dlq } from './commands/dlq.js';
 import { init } from './commands/init.js';
+import { invocation } from './commands/invocation.js';
 import { invoke } from './commands/invoke.js';
 import { logs } from './commands/logs.js';
 import { ls } from './commands/ls.js';
@@ -11,7 +13,7 @@ import { rm } from './commands/rm.js';
 import { up } from './commands/up.js';
 import { EXIT, exitCodeFor, GLOBAL_OPTIONS } from './context.js';
 
-const COMMANDS: Command[] = [up, init, deploy, invoke, ls, rm, logs];
+const COMMANDS: Command[] = [up, init, deploy, invoke, ls, rm, logs, invocation, dlq];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

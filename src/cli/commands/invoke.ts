@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { NimbusError } from '../../shared/errors.js';
 import type { Command } from '../command.js';
-import { adminRequest, EXIT, errorFrom, findTarget, printJson } from '../context.js';
+import { adminRequest, EXIT, errorFrom, findTarget, print, printJson } from '../context.js';
 
 export const invoke: Command = {
   name: 'invoke',
@@ -9,7 +9,9 @@ export const invoke: Command = {
   usage: `Usage: nimbus invoke <name> [options]
 
 Sends one request to /fn/<name> and prints the response body. Exits 0 for a
-2xx/3xx answer, 1 otherwise.
+2xx/3xx answer, 1 otherwise. With --async the request goes to /async/<name>
+instead: it is queued durably and delivered with retries, and the command
+prints the invocation id (see \`nimbus invocation <id>\`).
 
 Options:
   -d, --data <text|@file>  request body (method defaults to POST when given)
@@ -17,6 +19,7 @@ Options:
   --path <path>            path after /fn/<name> (default /)
   -H, --header 'K: V'      request header (repeatable)
   -i, --include            print the status line and headers too
+  --async                  queue the request; print the invocation id
   --json                   print {status, headers, body} as JSON`,
   options: {
     data: { type: 'string', short: 'd' },
@@ -24,6 +27,7 @@ Options:
     path: { type: 'string' },
     header: { type: 'string', short: 'H', multiple: true },
     include: { type: 'boolean', short: 'i' },
+    async: { type: 'boolean' },
   },
   async run(positionals, values) {
     const [name] = positionals;
@@ -41,9 +45,10 @@ Options:
     const method = String(values.method ?? (body ? 'POST' : 'GET')).toUpperCase();
     let path = String(values.path ?? '/');
     if (!path.startsWith('/')) path = `/${path}`;
+    const route = values.async === true ? 'async' : 'fn';
     let res: Response;
     try {
-      res = await fetch(`${info.gatewayUrl}/fn/${encodeURIComponent(name)}${path}`, { method, headers, body, redirect: 'manual' });
+      res = await fetch(`${info.gatewayUrl}/${route}/${encodeURIComponent(name)}${path}`, { method, headers, body, redirect: 'manual' });
     } catch (err) {
       throw new NimbusError('NIMBUS_PLATFORM_UNREACHABLE', `cannot reach the gateway at ${info.gatewayUrl} (${(err as Error).message})`);
     }
@@ -51,6 +56,16 @@ Options:
       const clone = res.clone();
       const text = await clone.text();
       if (text.includes('"NIMBUS_FUNCTION_NOT_FOUND"')) throw await errorFrom(res);
+    }
+    if (values.async === true) {
+      if (res.status !== 202) throw await errorFrom(res);
+      const queued = (await res.json()) as { id: string; duplicate: boolean };
+      if (values.json === true) printJson(queued);
+      else
+        print(
+          `Queued ${name} as invocation ${queued.id}${queued.duplicate ? ' (already queued with this Idempotency-Key)' : ''}\n  nimbus invocation ${queued.id}`,
+        );
+      return EXIT.OK;
     }
     const bytes = Buffer.from(await res.arrayBuffer());
     if (values.json === true) {
