@@ -70,13 +70,14 @@ function toMs(value) {
   return m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]] : Number.NaN;
 }
 
-function wrk(url) {
-  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', url], { encoding: 'utf8' });
+function wrk(url, extra = []) {
+  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', ...extra, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
   const p50 = toMs(/\s50%\s+(\S+)/.exec(out)[1]);
   const p99 = toMs(/\s99%\s+(\S+)/.exec(out)[1]);
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
-  return { rps, p50, p99, errors: Number(errors) };
+  const requests = Number(/(\d+) requests in/.exec(out)[1]);
+  return { rps, p50, p99, errors: Number(errors), requests };
 }
 
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -129,7 +130,7 @@ async function nimbus() {
   deploy('hello');
   const url = `${info.gatewayUrl}/fn/bench-hello`;
   await waitFor200(url);
-  return { child, url, deploy, gatewayUrl: info.gatewayUrl };
+  return { child, url, deploy, gatewayUrl: info.gatewayUrl, adminUrl: info.adminUrl, token };
 }
 
 async function startToFirst200(launch) {
@@ -163,6 +164,28 @@ async function coldStarts(n, fn, url) {
   return times.sort((a, b) => a - b);
 }
 
+/**
+ * Async events: wrk POSTs to /async/bench-hello (each 202 = committed to disk) while
+ * the dispatcher delivers them; then one marker event is sent and awaited. Accepted/s is
+ * wrk's rate; delivered/s counts every accepted event over the time until the marker
+ * (queued after all of them) has run.
+ */
+async function asyncEvents(n) {
+  const t0 = performance.now();
+  const r = wrk(`${n.gatewayUrl}/async/bench-hello`, ['-s', join(HERE, 'post.lua')]);
+  const res = await fetch(`${n.gatewayUrl}/async/bench-hello`, { method: 'POST', body: 'marker' });
+  const { id } = await res.json();
+  for (;;) {
+    const rec = await (await fetch(`${n.adminUrl}/v1/invocations/${id}`, { headers: { authorization: `Bearer ${n.token}` } })).json();
+    if (rec.invocation.status === 'succeeded') break;
+    if (rec.invocation.status !== 'queued' && rec.invocation.status !== 'running') throw new Error(`marker ended ${rec.invocation.status}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const accepted = r.requests - r.errors;
+  return { ...r, accepted, delivered: (accepted + 1) / seconds };
+}
+
 const f1 = (x) => x.toFixed(1);
 const f0 = (x) => Math.round(x).toLocaleString('en-US');
 
@@ -180,6 +203,8 @@ async function main() {
     if (name.startsWith('nimbus')) {
       rows.cold = await coldStarts(peer, 'hello', peer.url);
       rows.coldPy = await coldStarts(peer, 'hello-py', `${peer.gatewayUrl}/fn/bench-hello-py`);
+      rows.async = await asyncEvents(peer);
+      console.error(`async: ${f0(rows.async.rps)} accepted/s, ${f0(rows.async.delivered)} delivered/s`);
     }
     await stop(peer.child);
     console.error(`${name}: ${f0(r.rps)} req/s, p50 ${f1(r.p50)} ms, p99 ${f1(r.p99)} ms`);
@@ -203,6 +228,11 @@ async function main() {
     `| nimbus / bare node:http, req/s | ${f1((100 * nb.rps) / bare.rps)}% |`,
     `| nimbus / workerd, req/s | ${(nb.rps / wd.rps).toFixed(2)}× |`,
     `| nimbus p99 / bare node:http p99 | ${(nb.p99 / bare.p99).toFixed(1)}× |`,
+    '',
+    '| async events (durable queue, `POST /async/bench-hello`) | per second | p50 ms | p99 ms | non-2xx |',
+    '|---|---:|---:|---:|---:|',
+    `| accepted (202 after the commit), while delivering | ${f0(rows.async.rps)} | ${f1(rows.async.p50)} | ${f1(rows.async.p99)} | ${rows.async.errors} |`,
+    `| delivered end to end (${f0(rows.async.accepted)} events) | ${f0(rows.async.delivered)} | | | |`,
     '',
     '| from zero | p50 ms | p99 ms | min ms | max ms |',
     '|---|---:|---:|---:|---:|',
