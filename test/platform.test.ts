@@ -271,7 +271,8 @@ describe('scaling', async () => {
 
   test('requests waiting for a version that a deploy replaces are served by the new one', async () => {
     const dir = functionDir(
-      { 'index.js': 'export default { async fetch() { await new Promise(r => setTimeout(r, 400)); return new Response(process.env.V); } };' },
+      // Slow enough that the second deploy (which loads the new version once) ends while the first request still runs.
+      { 'index.js': 'export default { async fetch() { await new Promise(r => setTimeout(r, 2000)); return new Response(process.env.V); } };' },
       'name: handover\nscale:\n  concurrency: 1\n  max: 1\n',
     );
     await t.deploy(dir, { env: { V: 'one' } });

@@ -10,6 +10,7 @@ import {
 import { type BufferedRequest, type CallDeps, callFunction } from '../gateway/call.js';
 import { requestFor as lambdaRequest } from '../gateway/lambda-api.js';
 import { type NimbusError, toNimbusError } from '../shared/errors.js';
+import { HOP_BY_HOP } from '../shared/http.js';
 import { judge, retryDelay } from './backoff.js';
 import type { Lease, NewMessage, Queue } from './queue.js';
 
@@ -215,12 +216,16 @@ export class Dispatcher {
         : outcome;
     if (verdict !== 'retry') return this.#queue.complete(lease, { status: verdict, result: record }, this.#callbacks(meta, m.id, reply, durationMs), now);
     const error = 'error' in outcome ? `${outcome.error.code}: ${outcome.error.message}` : `the function answered ${outcome.status}`;
+    return this.#retryOrDeadLetter(lease, error, now, record, this.#callbacks(meta, m.id, reply, durationMs));
+  }
+
+  /** A failed attempt: another one after the backoff, or the dead letters once attempts or age run out. */
+  #retryOrDeadLetter(lease: Lease, error: string, now: number, record?: Record<string, unknown>, followUps: NewMessage[] = []): Promise<void> {
+    const m = lease.message;
     const at = now + retryDelay(m.attempts, this.#retryBaseMs, this.#retryMaxMs, this.#random);
-    if (m.attempts >= m.maxAttempts || at >= m.expiresAt) {
-      const why = m.attempts >= m.maxAttempts ? `failed ${m.attempts} attempt${m.attempts === 1 ? '' : 's'}` : 'the next retry would pass maxEventAge';
-      return this.#queue.deadLetter(lease, `${why}; last error: ${error}`, record, this.#callbacks(meta, m.id, reply, durationMs), now);
-    }
-    return this.#queue.retry(lease, at, error, now);
+    if (m.attempts < m.maxAttempts && at < m.expiresAt) return this.#queue.retry(lease, at, error, now);
+    const why = m.attempts >= m.maxAttempts ? `failed ${m.attempts} attempt${m.attempts === 1 ? '' : 's'}` : 'the next retry would pass maxEventAge';
+    return this.#queue.deadLetter(lease, `${why}; last error: ${error}`, record, followUps, now);
   }
 
   #request(style: string, meta: InvokeMeta, lease: Lease): BufferedRequest {
@@ -264,15 +269,11 @@ export class Dispatcher {
     } catch (err) {
       error = `the callback URL could not be reached: ${(err as Error).message}`;
     }
-    const now = this.#now();
-    const at = now + retryDelay(m.attempts, this.#retryBaseMs, this.#retryMaxMs, this.#random);
-    if (m.attempts >= m.maxAttempts || at >= m.expiresAt) return this.#queue.deadLetter(lease, error, undefined, [], now);
-    return this.#queue.retry(lease, at, error, now);
+    return this.#retryOrDeadLetter(lease, error, this.#now());
   }
 }
 
 const CALLBACK_MAX_AGE_MS = 3_600_000;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
 /** What GET /v1/invocations/<id> shows of an attempt's outcome. */
 function recordOf(

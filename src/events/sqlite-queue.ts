@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { DEAD_LETTER_RETENTION_MS, IDEMPOTENCY_WINDOW_MS, INVOCATION_RETENTION_MS } from '../config/defaults.js';
+import { openSqlite } from '../store/sqlite/open.js';
 import type { EnqueueResult, Lease, Message, MessageStatus, NewMessage, Queue } from './queue.js';
 
 const SCHEMA = `
@@ -94,11 +95,7 @@ export class SqliteQueue implements Queue {
   #lastExpiry = 0;
 
   constructor(file: string) {
-    this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = FULL');
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.exec(SCHEMA);
+    this.#db = openSqlite(file, 'FULL', SCHEMA);
     const db = this.#db;
     this.#stmts = {
       insert: db.prepare(

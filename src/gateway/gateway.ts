@@ -6,7 +6,7 @@ import type { FunctionPool, FunctionSpec } from '../runtime/function-pool.js';
 import type { Instance, InvocationSink } from '../runtime/instance.js';
 import type { ResponseHead } from '../runtime/protocol/frames.js';
 import { NimbusError, toNimbusError } from '../shared/errors.js';
-import { REQUEST_ID_HEADER, readBody, sendError } from '../shared/http.js';
+import { HOP_BY_HOP, REQUEST_ID_HEADER, readBody, sendError } from '../shared/http.js';
 import { acquireSlot, type CompatDeps } from './call.js';
 import { handleLambdaApi, LAMBDA_API_PREFIX } from './lambda-api.js';
 import { handleOpenFaasSystem } from './openfaas-api.js';
@@ -26,8 +26,6 @@ const sendTextError: SendError = (res, err, requestId) => {
   if (e.status === 429 || e.status === 503) headers['retry-after'] = String(RETRY_AFTER_S);
   res.writeHead(e.status, headers).end(`${e.message}\n`);
 };
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
 /**
  * The data plane: `ANY /fn/<name>[/<path>]` invokes the function's latest version.

@@ -5,6 +5,9 @@ import { NimbusError, toNimbusError } from './errors.js';
 export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
 
 /** Renders any error as the JSON error body with its status; unknown errors become a bare 500. */
+/** Headers about one connection, never forwarded between client, gateway, function and callback. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+
 export function sendError(res: ServerResponse, err: unknown, requestId?: string): void {
   const e = toNimbusError(err);
   if (e.code === 'NIMBUS_INTERNAL' && !(err instanceof NimbusError)) console.error('nimbus: internal error', requestId ?? '', err);

@@ -1,5 +1,6 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { FunctionConfig, FunctionRecord, LogEntry, Store, VersionRecord } from '../store.js';
+import { openSqlite } from './open.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS functions (
@@ -70,11 +71,7 @@ export class SqliteStore implements Store {
   readonly #stmts;
 
   constructor(file: string) {
-    this.#db = new Database(file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = NORMAL');
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.exec(SCHEMA);
+    this.#db = openSqlite(file, 'NORMAL', SCHEMA);
     const db = this.#db;
     this.#stmts = {
       getFunction: db.prepare<[string], FunctionRow>(`${FUNCTION_SELECT} WHERE f.name = ?`),
