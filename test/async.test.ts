@@ -278,6 +278,9 @@ describe('async invocation: queued, retried, dead-lettered, redriven', async () 
     await settled(dead.id);
     assert.match((await cli('dlq', 'purge', 'clidlq', dead.id)).stdout, /Deleted 1 dead letter of clidlq/);
     assert.match((await cli('dlq', 'ls', 'clidlq')).stdout, /No dead letters for clidlq/);
+    const unknown = await cli('invocation', 'no-such-id');
+    assert.equal(unknown.code, 4);
+    assert.match(unknown.stderr, /NIMBUS_INVOCATION_NOT_FOUND/);
     const wrong = await cli('dlq', 'explode', 'clidlq');
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /unknown dlq action "explode"/);

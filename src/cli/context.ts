@@ -88,6 +88,7 @@ export function exitCodeFor(err: NimbusError): number {
     case 'NIMBUS_AUTH_INVALID':
       return EXIT.UNREACHABLE;
     case 'NIMBUS_FUNCTION_NOT_FOUND':
+    case 'NIMBUS_INVOCATION_NOT_FOUND':
       return EXIT.NOT_FOUND;
     default:
       return EXIT.FAILED;
