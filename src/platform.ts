@@ -12,6 +12,9 @@ import { SqliteQueue } from './events/sqlite-queue.js';
 import { createGateway } from './gateway/gateway.js';
 import { RuntimeManager } from './runtime/manager.js';
 import { NimbusError } from './shared/errors.js';
+import { StateEndpoint } from './state/endpoint.js';
+import { ChangeRelay } from './state/relay.js';
+import { StateStore } from './state/state-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 import { LogBuffer } from './telemetry/log-buffer.js';
@@ -52,6 +55,12 @@ export class Platform {
   readonly runtime: RuntimeManager;
   readonly logs: LogBuffer;
   readonly events: Events;
+  /** KV namespaces and buckets. */
+  readonly state: StateStore;
+  /** Where functions reach their bindings (127.0.0.1 only, a token per instance). */
+  readonly stateEndpoint: StateEndpoint;
+  readonly #relay: ChangeRelay;
+  #stateListening: Promise<string> | undefined;
   gatewayUrl = '';
   adminUrl = '';
   #gateway: Server;
@@ -69,7 +78,13 @@ export class Platform {
       this.store = new SqliteStore(join(this.dataDir, 'nimbus.db'));
       const artifacts = new ArtifactStore(join(this.dataDir, 'bundles'));
       this.logs = new LogBuffer(this.store);
+      this.state = new StateStore(this.dataDir);
       this.runtime = new RuntimeManager({
+        credentials: async (spec) => {
+          this.#stateListening ??= this.stateEndpoint.listen();
+          await this.#stateListening;
+          return this.stateEndpoint.issue(spec.name, spec.bindings);
+        },
         codeRoot: artifacts.root,
         warmPoolSize: opts.warmPoolSize ?? DEFAULT_WARM_POOL_SIZE,
         onLog: (owner, log) => {
@@ -81,6 +96,12 @@ export class Platform {
       const callDeps = { registry: this.registry, runtime: this.runtime, isDraining: () => this.#draining };
       this.events = new Events(new SqliteQueue(join(this.dataDir, 'events.db')), callDeps, opts.events);
       this.registry.onRemoved = (name) => this.events.removeFunction(name);
+      this.registry.onChanged = () => {
+        this.events.functionsChanged().catch((err: unknown) => console.error('nimbus: updating schedules failed:', err));
+      };
+      this.stateEndpoint = new StateEndpoint({ state: this.state, events: this.events });
+      this.#relay = new ChangeRelay(this.state, this.events);
+      this.state.onChange = () => this.#relay.kick();
       this.#gateway = createGateway({
         ...callDeps,
         token: this.token,
@@ -96,6 +117,7 @@ export class Platform {
         runtime: this.runtime,
         logs: this.logs,
         events: this.events,
+        state: this.state,
         info: () => ({ version: NIMBUS_VERSION, gatewayUrl: this.gatewayUrl, adminUrl: this.adminUrl, dataDir: this.dataDir }),
       });
     } catch (err) {
@@ -107,7 +129,10 @@ export class Platform {
   static async start(opts: PlatformOptions): Promise<Platform> {
     const platform = new Platform(opts);
     try {
+      platform.#stateListening ??= platform.stateEndpoint.listen();
+      await platform.#stateListening;
       await platform.events.start();
+      platform.#relay.kick();
       platform.gatewayUrl = await listen(platform.#gateway, opts.host, opts.port, 'gateway');
       platform.adminUrl = await listen(platform.#admin, opts.host, opts.adminPort, 'admin API');
     } catch (err) {
@@ -133,10 +158,13 @@ export class Platform {
     clearTimeout(timer);
     // Deliveries under way get the drain time too; any cut short are delivered again after a restart.
     await this.events.stop(drainMs);
+    await this.#relay.stop();
     this.#admin.closeAllConnections();
     await close(this.#admin);
     await this.runtime.dispose();
+    await this.stateEndpoint.close();
     await this.events.close();
+    this.state.close();
     this.logs.close();
     this.store.close();
     rmSync(join(this.dataDir, RUNTIME_FILE), { force: true });

@@ -18,6 +18,19 @@ interface Case {
 /** One request per example (every style and language), with what it must answer. */
 const CASES: Record<string, Case> = {
   'azure-http': { path: '?name=Ada', expect: 'Hello, Ada!', style: 'azure' },
+  'azure-timer': { path: '', expect: 'azure-timer runs every 30 seconds', style: 'azure' },
+  'cron-heartbeat': {
+    path: '',
+    expect: (text) => {
+      const v = JSON.parse(text);
+      assert.equal(v.schedule, '*/5 * * * *');
+      assert.equal(typeof v.runs, 'number');
+    },
+    style: 'workers',
+  },
+  'orders-api': { path: '', expect: { orders: [] }, style: 'workers' },
+  'orders-worker': { path: '', expect: 'orders-worker consumes the "orders" topic\n', style: 'workers' },
+  'upload-indexer': { path: '', expect: 'upload-indexer watches the "uploads" bucket\n', style: 'lambda' },
   echo: { path: '', init: { method: 'POST', body: 'ping' }, expect: 'ping', style: 'workers' },
   'fission-hello': { path: '', expect: 'hello, world! (GET)\n', style: 'fission' },
   'fn-hello': {
@@ -108,6 +121,55 @@ describe('every example through the gateway, the OpenFaaS API and the Lambda Inv
       check(c, result.isBase64Encoded ? Buffer.from(result.body, 'base64').toString('utf8') : result.body, 'Lambda Invoke');
     });
   }
+});
+
+describe('the trigger examples do what they say (schedules, topics, buckets, code-declared timers)', async () => {
+  let now = Date.parse('2026-05-01T12:00:10Z');
+  const t = await startPlatform({ events: { now: () => now } });
+  for (const name of ['cron-heartbeat', 'orders-api', 'orders-worker', 'upload-indexer', 'azure-timer']) await t.deploy(join(REPO_ROOT, 'examples', name));
+  const logLines = async (name: string) => (await t.logs(name)).map((l) => l.line);
+
+  test('cron-heartbeat: scheduled() runs at the tick and records it', async () => {
+    now = Date.parse('2026-05-01T12:05:00Z');
+    await t.platform.events.scheduler.runDue();
+    const beat = await eventually(async () => {
+      const v = (await (await t.gw('/fn/cron-heartbeat')).json()) as { runs: number; lastRun: string | null };
+      return v.runs === 1 ? v : undefined;
+    });
+    assert.equal(beat.lastRun, '2026-05-01T12:05:00.000Z');
+  });
+
+  test('azure-timer: the app.timer schedule from the code fires', async () => {
+    await eventually(async () => (await logLines('azure-timer')).some((l) => l.startsWith('timer fired (past due: ')) || undefined);
+  });
+
+  test('orders-api publishes, orders-worker stores', async () => {
+    const res = await t.gw('/fn/orders-api', {
+      method: 'POST',
+      body: JSON.stringify({ id: 'A1', item: 'book' }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.status, 202);
+    const stored = await eventually(async () => {
+      const v = (await (await t.gw('/fn/orders-api')).json()) as { orders: { id: string; item: string }[] };
+      return v.orders.length > 0 ? v.orders : undefined;
+    });
+    assert.deepEqual(
+      stored.map((o) => [o.id, o.item]),
+      [['A1', 'book']],
+    );
+  });
+
+  test('upload-indexer sees objects created in and deleted from "uploads"', async () => {
+    const auth = { authorization: `Bearer ${t.platform.token}` };
+    await t.admin('PUT', '/v1/buckets/uploads/objects/notes%20one.txt', 'hello', { ...auth, 'content-type': 'text/plain' });
+    await t.admin('DELETE', '/v1/buckets/uploads/objects/notes%20one.txt', undefined, auth);
+    const lines = await eventually(async () => {
+      const l = (await logLines('upload-indexer')).filter((x) => x.startsWith('Object'));
+      return l.length >= 2 ? l : undefined;
+    });
+    assert.deepEqual(lines.sort(), ['ObjectCreated:Put uploads/notes one.txt (5 bytes)', 'ObjectRemoved:Delete uploads/notes one.txt (5 bytes)']);
+  });
 });
 
 describe('the OpenFaaS gateway API', async () => {

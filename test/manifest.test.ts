@@ -27,8 +27,61 @@ describe('manifest', () => {
       scale: { min: 0, max: DEFAULT_SCALE_MAX, concurrency: DEFAULT_CONCURRENCY, idleTimeout: DEFAULT_IDLE_TIMEOUT_MS },
       retries: 2,
       maxEventAge: 6 * 3_600_000,
+      triggers: { cron: [], topics: [], buckets: [] },
+      bindings: {},
     });
     assert.ok(Object.isFrozen(m) && Object.isFrozen(m.scale));
+  });
+
+  test('triggers: short and long forms normalise; bad schedules, zones and names are named', () => {
+    const m = parseManifest({
+      triggers: {
+        cron: ['*/5 * * * *', { schedule: '0 0 9 * * 1-5', timezone: 'Europe/Paris' }],
+        topics: ['orders', { topic: 'audit', batchSize: 50 }],
+        buckets: ['uploads'],
+      },
+      bindings: { CACHE: { kv: 'cache' }, FILES: { bucket: 'uploads' }, OUT: { topic: 'orders' } },
+    });
+    assert.deepEqual(m.triggers, {
+      cron: [
+        { schedule: '*/5 * * * *', timezone: 'UTC' },
+        { schedule: '0 0 9 * * 1-5', timezone: 'Europe/Paris' },
+      ],
+      topics: [
+        { topic: 'orders', batchSize: 10 },
+        { topic: 'audit', batchSize: 50 },
+      ],
+      buckets: [{ bucket: 'uploads', events: ['created', 'deleted'], prefix: '' }],
+    });
+    const input = {
+      triggers: {
+        cron: ['* * *', { schedule: '61 * * * *' }, { schedule: '* * * * *', timezone: 'Mars/Base' }],
+        topics: [{ topic: 'x', batchSize: 500 }],
+        buckets: [{ bucket: 'b', events: ['changed'] }],
+        queues: [],
+      },
+      bindings: { 'bad-name': { kv: 'x' }, OK: { table: 'x' }, PORT: { kv: 'x' } },
+      env: { PORT: 1 },
+    };
+    const fields = problems(input).map((d) => d.field);
+    for (const f of [
+      'triggers.cron.0',
+      'triggers.cron.1',
+      'triggers.cron.2',
+      'triggers.topics.0.batchSize',
+      'triggers.buckets.0',
+      'triggers.queues',
+      'bindings.bad-name',
+      'bindings.OK',
+    ]) {
+      assert.ok(fields.includes(f), `${f} is reported (got ${fields.join(', ')})`);
+    }
+    const text = problems(input)
+      .map((p) => p.message)
+      .join('\n');
+    assert.match(text, /"\* \* \*" has 3/);
+    assert.match(text, /timezone "Mars\/Base" is not an IANA time zone/);
+    assert.match(text, /unknown field; allowed here: cron, topics, buckets/);
   });
 
   test('durations take seconds or a unit; env values become strings', () => {

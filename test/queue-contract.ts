@@ -143,4 +143,19 @@ export function queueContract(name: string, open: () => Promise<Queue>, reopen: 
     assert.equal(await q.get(dead.id), undefined);
     await q.close();
   });
+
+  test(`${name}: marks survive a reopen; deleteMarks removes by prefix only`, async () => {
+    let q = await open();
+    assert.equal(await q.getMark('cron:a:0:* * * * *@UTC'), undefined);
+    await q.setMark('cron:a:0:* * * * *@UTC', T0);
+    await q.setMark('cron:a:1:0 * * * *@UTC', T0 + 1);
+    await q.setMark('cron:ab:0:0 * * * *@UTC', T0 + 2);
+    await q.setMark('cron:a:0:* * * * *@UTC', T0 + 60_000);
+    q = await reopen(q);
+    assert.equal(await q.getMark('cron:a:0:* * * * *@UTC'), T0 + 60_000);
+    assert.equal(await q.deleteMarks('cron:a:'), 2);
+    assert.equal(await q.getMark('cron:a:1:0 * * * *@UTC'), undefined);
+    assert.equal(await q.getMark('cron:ab:0:0 * * * *@UTC'), T0 + 2, 'another function whose name starts the same keeps its marks');
+    await q.close();
+  });
 }

@@ -53,14 +53,22 @@ export function findTarget(flags: GlobalFlags): Target {
 }
 
 /** Calls the admin API; non-2xx answers become NimbusErrors with the server's code. */
-export async function adminRequest(target: Target, method: string, path: string, body?: Uint8Array, contentType?: string): Promise<Response> {
+export async function adminRequest(
+  target: Target,
+  method: string,
+  path: string,
+  body?: Uint8Array | ReadableStream,
+  contentType?: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   let res: Response;
   try {
     res = await fetch(`${target.adminUrl}${path}`, {
       method,
-      headers: { authorization: `Bearer ${target.token}`, ...(contentType ? { 'content-type': contentType } : {}) },
+      headers: { authorization: `Bearer ${target.token}`, ...(contentType ? { 'content-type': contentType } : {}), ...headers },
       body,
-    });
+      ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
+    } as RequestInit);
   } catch (err) {
     throw new NimbusError('NIMBUS_PLATFORM_UNREACHABLE', `cannot reach the platform at ${target.adminUrl} (${(err as Error).cause ?? (err as Error).message})`);
   }
@@ -89,6 +97,9 @@ export function exitCodeFor(err: NimbusError): number {
       return EXIT.UNREACHABLE;
     case 'NIMBUS_FUNCTION_NOT_FOUND':
     case 'NIMBUS_INVOCATION_NOT_FOUND':
+    case 'NIMBUS_KEY_NOT_FOUND':
+    case 'NIMBUS_OBJECT_NOT_FOUND':
+    case 'NIMBUS_TOPIC_NOT_FOUND':
       return EXIT.NOT_FOUND;
     default:
       return EXIT.FAILED;

@@ -2,18 +2,21 @@ import { parseArgs } from 'node:util';
 import { NimbusError, toNimbusError } from '../shared/errors.js';
 import { NIMBUS_VERSION } from '../version.js';
 import type { Command } from './command.js';
+import { bucket } from './commands/bucket.js';
 import { deploy } from './commands/deploy.js';
 import { dlq } from './commands/dlq.js';
 import { init } from './commands/init.js';
 import { invocation } from './commands/invocation.js';
 import { invoke } from './commands/invoke.js';
+import { kv } from './commands/kv.js';
 import { logs } from './commands/logs.js';
 import { ls } from './commands/ls.js';
+import { publish } from './commands/publish.js';
 import { rm } from './commands/rm.js';
 import { up } from './commands/up.js';
 import { EXIT, exitCodeFor, GLOBAL_OPTIONS } from './context.js';
 
-const COMMANDS: Command[] = [up, init, deploy, invoke, ls, rm, logs, invocation, dlq];
+const COMMANDS: Command[] = [up, init, deploy, invoke, ls, rm, logs, invocation, dlq, publish, kv, bucket];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

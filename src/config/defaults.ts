@@ -64,3 +64,14 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
 /** A callback URL that keeps failing is tried this many times in all. */
 export const CALLBACK_ATTEMPTS = 5;
 export const CALLBACK_TIMEOUT_MS = 10_000;
+
+// Triggers (schedules, topics, buckets) and bindings.
+export const MAX_TRIGGERS_PER_KIND = 10;
+export const DEFAULT_TOPIC_BATCH_SIZE = 10;
+export const MAX_TOPIC_BATCH_SIZE = 100;
+/** A topic message, like an async invocation, is at most this large. */
+export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024;
+/** Messages one publish (or sendBatch) may carry. */
+export const MAX_PUBLISH_BATCH = 100;
+/** How often the scheduler looks at least (it also wakes for the next due tick). */
+export const SCHEDULER_MAX_SLEEP_MS = 60_000;

@@ -17,6 +17,7 @@ import {
   MIN_EVENT_AGE_MS,
   MIN_MEMORY_MB,
 } from './defaults.js';
+import { bindingsSchema, triggersSchema } from './triggers.js';
 
 /** Handler styles of the node runtime; see docs/runtime.md#handler-styles. */
 export const NODE_STYLES = ['workers', 'lambda', 'openfaas', 'gcf', 'vercel', 'fission', 'azure', 'netlify', 'openwhisk', 'knative', 'fn'] as const;
@@ -148,6 +149,10 @@ export const manifestSchema = z
     /** Asynchronous events (async invokes, triggers): retries after the first attempt, and how old an event may get. */
     retries: int('retries', 0, MAX_RETRIES).default(DEFAULT_RETRIES),
     maxEventAge: duration('maxEventAge', MIN_EVENT_AGE_MS, MAX_EVENT_AGE_MS).default(DEFAULT_MAX_EVENT_AGE_MS / 1000),
+    /** What runs the function besides HTTP: cron schedules, topic subscriptions, bucket changes (docs/events.md). */
+    triggers: triggersSchema,
+    /** env.<NAME> for the function: KV namespaces, buckets, topics (docs/state.md). */
+    bindings: bindingsSchema,
   })
   .strict()
   .superRefine((m, ctx) => {
@@ -163,10 +168,22 @@ export const manifestSchema = z
     if (m.runtime !== 'process' && m.command !== undefined) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['command'], message: 'command is only used with runtime: process' });
     }
+    for (const name of Object.keys(m.bindings)) {
+      if (name in m.env)
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['bindings', name], message: `${name} is both an env variable and a binding: rename one` });
+    }
   });
 
 export type Manifest = z.output<typeof manifestSchema>;
 export type ManifestInput = z.input<typeof manifestSchema>;
+
+/** Field names per object, for "unknown field" messages (keyed by the top-level field; '' is the root). */
+const ALLOWED_FIELDS: Record<string, string> = {
+  '': 'name, runtime, handler, style, command, payloadFormat, env, memory, timeout, scale, retries, maxEventAge, triggers, bindings',
+  scale: 'min, max, concurrency, idleTimeout',
+  triggers: 'cron, topics, buckets (each entry: cron { schedule, timezone }, topics { topic, batchSize }, buckets { bucket, events, prefix })',
+  bindings: 'kv, bucket or topic (one per binding)',
+};
 
 /** One problem in a manifest: which field, what value it had, what is allowed. */
 export interface ManifestProblem {
@@ -184,10 +201,7 @@ export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest 
   if (result.success) return deepFreeze(result.data);
   const problems: ManifestProblem[] = result.error.issues.flatMap((issue): ManifestProblem[] => {
     if (issue.code === 'unrecognized_keys') {
-      const allowed =
-        issue.path.length === 0
-          ? 'name, runtime, handler, style, command, payloadFormat, env, memory, timeout, scale, retries, maxEventAge'
-          : 'min, max, concurrency, idleTimeout';
+      const allowed = ALLOWED_FIELDS[issue.path.length === 0 ? '' : String(issue.path[0])] ?? 'see docs/manifest.md';
       return issue.keys.map((key) => ({
         field: [...issue.path, key].join('.'),
         value: valueAt(input, [...issue.path, key]),

@@ -8,6 +8,8 @@ import type { Message } from '../events/queue.js';
 import type { RuntimeManager } from '../runtime/manager.js';
 import { NimbusError } from '../shared/errors.js';
 import { readBody, sendError, sendJson } from '../shared/http.js';
+import { checkResourceName, handleState } from '../state/http.js';
+import type { StateStore } from '../state/state-store.js';
 import type { FunctionRecord, LogEntry, Store } from '../store/store.js';
 import type { LogBuffer } from '../telemetry/log-buffer.js';
 import type { FunctionRegistry } from './registry.js';
@@ -19,6 +21,7 @@ export interface AdminDeps {
   runtime: RuntimeManager;
   logs: LogBuffer;
   events: Events;
+  state: StateStore;
   info(): { version: string; gatewayUrl: string; adminUrl: string; dataDir: string };
 }
 
@@ -71,6 +74,14 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
     }
     return sendJson(res, 200, { invocation: invocationView(m) });
   }
+  if (parts.length === 2 && (parts[1] === 'kv' || parts[1] === 'buckets' || parts[1] === 'topics')) {
+    allow(method, ['GET']);
+    if (parts[1] === 'kv') return sendJson(res, 200, { namespaces: deps.state.kvNamespaces() });
+    if (parts[1] === 'buckets') return sendJson(res, 200, { buckets: deps.state.buckets() });
+    return sendJson(res, 200, { topics: topics(deps) });
+  }
+  const resolve = (kind: string, name: string) => checkResourceName(kind === 'kv' ? 'namespace' : kind, name);
+  if (await handleState({ state: deps.state, events: deps.events }, resolve, method, url, req, res)) return;
   if (parts[1] !== 'functions') throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
   if (parts.length === 2) {
     allow(method, ['GET']);
@@ -176,6 +187,15 @@ async function deploy(deps: AdminDeps, name: string, req: IncomingMessage, res: 
   sendJson(res, created ? 201 : 200, { created, style, function: view(deps, record, true) });
 }
 
+/** Every topic some function subscribes to, with its subscribers. */
+function topics(deps: AdminDeps): { name: string; subscribers: string[] }[] {
+  const byTopic = new Map<string, string[]>();
+  for (const spec of deps.registry.all()) {
+    for (const t of spec.triggers.topics) byTopic.set(t.topic, [...(byTopic.get(t.topic) ?? []), spec.name]);
+  }
+  return [...byTopic].sort(([a], [b]) => a.localeCompare(b)).map(([name, subscribers]) => ({ name, subscribers: subscribers.sort() }));
+}
+
 /** The public view of a function: env values are never listed, only their names. */
 function view(deps: AdminDeps, f: FunctionRecord, withVersions = false): Record<string, unknown> {
   const c = f.latest.config;
@@ -198,6 +218,8 @@ function view(deps: AdminDeps, f: FunctionRecord, withVersions = false): Record<
     timeoutMs: c.timeout,
     scale: { min: c.scale.min, max: c.scale.max, concurrency: c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
     envKeys: Object.keys(c.env),
+    triggers: c.triggers ?? { cron: [], topics: [], buckets: [] },
+    bindings: c.bindings ?? {},
     instances: { ready, busy, coldStarts: pool?.coldStarts ?? 0 },
     createdAt: new Date(f.createdAt).toISOString(),
     updatedAt: new Date(f.updatedAt).toISOString(),

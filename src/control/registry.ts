@@ -3,10 +3,46 @@ import { type ArtifactStore, readBundleZip } from '../artifacts/artifact-store.j
 import { DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_RETRIES } from '../config/defaults.js';
 import { BUNDLE_EXTENSIONS, MANIFEST_FILES, PYTHON_EXTENSIONS, resolveHandler } from '../config/handler.js';
 import { parseManifest, validateFunctionName } from '../config/manifest.js';
+import { type CronTrigger, cronProblem, type Triggers } from '../config/triggers.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import type { RuntimeManager } from '../runtime/manager.js';
+import type { LoadedMessage } from '../runtime/protocol/frames.js';
 import { NimbusError, toNimbusError } from '../shared/errors.js';
 import type { FunctionConfig, FunctionRecord, Store, VersionRecord } from '../store/store.js';
+
+/**
+ * Checks the triggers against the entry points the code has (a Workers module with a
+ * schedule needs scheduled(), with topics or buckets queue(); an Azure module's schedule
+ * needs app.timer), and takes schedules the code declares (Azure app.timer) when the
+ * manifest has none.
+ */
+function withCodeTriggers(config: FunctionConfig, loaded: LoadedMessage): FunctionConfig {
+  const t = config.triggers ?? NO_TRIGGERS;
+  const handles = new Set(loaded.handles ?? []);
+  const missing = (what: string, needs: string) =>
+    new NimbusError('NIMBUS_HANDLER_NOT_FOUND', `the manifest has ${what} but the code has no ${needs}`, {
+      hint: 'add the handler, or remove the trigger from nimbus.yaml',
+    });
+  if (loaded.style === 'workers') {
+    if (t.cron.length > 0 && !handles.has('scheduled')) throw missing('triggers.cron', 'scheduled(controller, env, ctx) in its default export');
+    if (t.topics.length + t.buckets.length > 0 && !handles.has('queue'))
+      throw missing('topic or bucket triggers', 'queue(batch, env, ctx) in its default export');
+  }
+  if (loaded.style !== 'azure') return config;
+  if (t.cron.length === 0 && loaded.timers && loaded.timers.length > 0) {
+    const cron: CronTrigger[] = [];
+    for (const timer of loaded.timers) {
+      const problem = cronProblem(timer.schedule, 'UTC');
+      if (problem) throw new NimbusError('NIMBUS_INVALID_MANIFEST', `app.timer("${timer.name}"): ${problem}`);
+      cron.push({ schedule: timer.schedule.trim(), timezone: 'UTC' });
+    }
+    return { ...config, triggers: { ...t, cron } };
+  }
+  if (t.cron.length > 0 && !handles.has('timer')) throw missing('triggers.cron', 'app.timer(name, { schedule, handler })');
+  return config;
+}
+
+const NO_TRIGGERS: Triggers = Object.freeze({ cron: [], topics: [], buckets: [] });
 
 export interface DeployResult {
   record: FunctionRecord;
@@ -28,6 +64,8 @@ export class FunctionRegistry {
   readonly #deploying = new Map<string, Promise<unknown>>();
   /** Told when a function is removed (its queued events go too). */
   onRemoved: (name: string) => Promise<void> = async () => {};
+  /** Told when the set of functions or their triggers may have changed (a deploy or a removal). */
+  onChanged: () => void = () => {};
 
   constructor(store: Store, artifacts: ArtifactStore, runtime: RuntimeManager) {
     this.#store = store;
@@ -39,6 +77,11 @@ export class FunctionRegistry {
       // Functions with scale.min > 0 are warm again after a restart.
       if (spec.scale.min > 0) runtime.pool(spec);
     }
+  }
+
+  /** The latest version of every function. */
+  all(): IterableIterator<FunctionSpec> {
+    return this.#specs.values();
   }
 
   /** The spec of a function's latest version, or undefined. */
@@ -93,7 +136,7 @@ export class FunctionRegistry {
       );
     }
     const { name: _ignored, ...rest } = manifest;
-    const config: FunctionConfig = { ...rest, entry, ...(exportName ? { exportName } : {}) };
+    let config: FunctionConfig = { ...rest, entry, ...(exportName ? { exportName } : {}) };
     const existing = this.#store.getFunction(name);
     if (existing && existing.latest.sha256 === bundle.sha256) {
       return { record: existing, created: false, style: existing.latest.config.detectedStyle ?? existing.latest.config.style ?? '' };
@@ -102,9 +145,10 @@ export class FunctionRegistry {
     this.#artifacts.put(bundle);
     const version = Math.max(0, ...this.#store.listVersions(name).map((v) => v.version)) + 1;
     const candidate: VersionRecord = { id: 0, name, version, sha256: bundle.sha256, config, createdAt: now };
-    let style: string;
+    let loaded: LoadedMessage;
     try {
-      style = await this.#runtime.check(this.#toSpec({ name, createdAt: now, updatedAt: now, latest: candidate }));
+      loaded = await this.#runtime.check(this.#toSpec({ name, createdAt: now, updatedAt: now, latest: candidate }));
+      config = withCodeTriggers(config, loaded);
     } catch (err) {
       if (!hadBundle && !this.#store.isBundleUsed(bundle.sha256)) this.#artifacts.remove(bundle.sha256);
       const e = toNimbusError(err);
@@ -113,13 +157,15 @@ export class FunctionRegistry {
       const keeps = existing ? `; version ${existing.latest.version} keeps serving until then` : '';
       throw new NimbusError(e.code, e.message, { status: 422, hint: `${e.hint}${keeps}`, details: e.details, cause: err });
     }
-    // Stored for display only: every load detects again, so the manifest stays the one source of truth.
+    const style = loaded.style;
+    // Stored for display and for batching decisions: every load detects again, so the manifest stays the one source of truth.
     const result = this.#store.deploy(name, bundle.sha256, { ...config, detectedStyle: style }, now);
     if (result.created) {
       const spec = this.#toSpec(result.record);
       this.#specs.set(name, spec);
       // Creating the pool retires the previous version's and warms this one to scale.min.
       this.#runtime.pool(spec);
+      this.onChanged();
     }
     return { ...result, style };
   }
@@ -132,6 +178,7 @@ export class FunctionRegistry {
     this.#runtime.remove(name);
     // Running instances have their code in memory already; the files can go.
     for (const sha of bundles) if (!this.#store.isBundleUsed(sha)) this.#artifacts.remove(sha);
+    this.onChanged();
     await this.onRemoved(name);
     return existed;
   }
@@ -143,6 +190,7 @@ export class FunctionRegistry {
       key: String(latest.id),
       name: record.name,
       runtime: c.runtime,
+      style: c.detectedStyle ?? c.style,
       version: latest.version,
       memoryMB: c.memory,
       timeoutMs: c.timeout,
@@ -150,6 +198,8 @@ export class FunctionRegistry {
       scale: { min: c.scale.min, max: c.scale.max, concurrency: c.style === 'lambda-runtime' ? 1 : c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
       // Versions stored before these fields existed get the defaults.
       async: { retries: c.retries ?? DEFAULT_RETRIES, maxEventAgeMs: c.maxEventAge ?? DEFAULT_MAX_EVENT_AGE_MS },
+      triggers: c.triggers ?? NO_TRIGGERS,
+      bindings: c.bindings ?? {},
       load: {
         functionName: record.name,
         version: latest.version,
@@ -162,6 +212,7 @@ export class FunctionRegistry {
         handler: c.handler,
         payloadFormat: c.payloadFormat,
         env: c.env,
+        ...(c.bindings && Object.keys(c.bindings).length > 0 ? { bindings: c.bindings } : {}),
         memoryMB: c.memory,
         timeoutMs: c.timeout,
       },

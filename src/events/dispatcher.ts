@@ -1,6 +1,7 @@
 import {
   CALLBACK_ATTEMPTS,
   CALLBACK_TIMEOUT_MS,
+  DEFAULT_TOPIC_BATCH_SIZE,
   MAX_DELIVERIES_IN_FLIGHT,
   MAX_RESULT_BYTES,
   MAX_TIMEOUT_MS,
@@ -12,6 +13,7 @@ import { requestFor as lambdaRequest } from '../gateway/lambda-api.js';
 import { type NimbusError, toNimbusError } from '../shared/errors.js';
 import { HOP_BY_HOP } from '../shared/http.js';
 import { judge, retryDelay } from './backoff.js';
+import { canBatch, type EventDelivery, type EventMeta, eventDelivery, type Settlement } from './formats.js';
 import type { Lease, NewMessage, Queue } from './queue.js';
 
 /** An async invocation of a function, as queued (queue "fn:<name>"). */
@@ -72,6 +74,8 @@ export class Dispatcher {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Messages leased and not yet settled (a batch is one delivery of several). */
+  #leased = 0;
   #timer: NodeJS.Timeout | undefined;
   #pumping = false;
   #again = false;
@@ -89,7 +93,7 @@ export class Dispatcher {
   }
 
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#leased;
   }
 
   /** Deliveries a previous run left running are due again (at least once), then the loop starts. */
@@ -131,10 +135,10 @@ export class Dispatcher {
     try {
       do {
         this.#again = false;
-        while (!this.#stopped && this.#inFlight.size < this.#maxInFlight) {
-          const wanted = this.#maxInFlight - this.#inFlight.size;
+        while (!this.#stopped && this.#leased < this.#maxInFlight) {
+          const wanted = this.#maxInFlight - this.#leased;
           const leases = await this.#queue.lease(wanted, LEASE_MS, this.#now());
-          for (const lease of leases) this.#track(lease);
+          for (const group of this.#batches(leases)) this.#track(group);
           if (leases.length < wanted) break;
         }
       } while (this.#again && !this.#stopped);
@@ -159,22 +163,110 @@ export class Dispatcher {
     this.#timer.unref();
   }
 
-  #track(lease: Lease): void {
-    const delivery = this.#deliver(lease).catch((err: unknown) => {
+  /**
+   * Topic messages and bucket changes for the same function and source travel together
+   * (up to the subscription's batchSize) when its style takes batches: a Workers queue()
+   * batch or an SQS-shaped Lambda event. A batch is what is due when the dispatcher
+   * looks; it does not wait for one to fill.
+   */
+  #batches(leases: Lease[]): Lease[][] {
+    const out: Lease[][] = [];
+    const open = new Map<string, { leases: Lease[]; max: number }>();
+    for (const lease of leases) {
+      const meta = lease.message.meta as unknown as InvokeMeta | CallbackMeta | EventMeta;
+      const spec = meta.kind === 'event' ? this.#deps.registry.spec(meta.fn) : undefined;
+      if (meta.kind !== 'event' || meta.source.type === 'cron' || !spec || !canBatch(spec.style, meta.source.type)) {
+        out.push([lease]);
+        continue;
+      }
+      const source = meta.source;
+      const key = `${meta.fn}\0${source.type}\0${source.type === 'topic' ? source.topic : source.bucket}`;
+      let batch = open.get(key);
+      if (!batch) {
+        const max = source.type === 'topic' ? (spec.triggers.topics.find((t) => t.topic === source.topic)?.batchSize ?? 1) : DEFAULT_TOPIC_BATCH_SIZE;
+        batch = { leases: [], max };
+        open.set(key, batch);
+        out.push(batch.leases);
+      }
+      batch.leases.push(lease);
+      if (batch.leases.length >= batch.max) open.delete(key);
+    }
+    return out;
+  }
+
+  #track(leases: Lease[]): void {
+    this.#leased += leases.length;
+    const delivery = this.#deliver(leases).catch((err: unknown) => {
       // Settling failed (the store is closing): the lease stays, and the restart redelivers.
-      if (!this.#stopped) console.error('nimbus: could not settle event', lease.message.id, err);
+      if (!this.#stopped) console.error('nimbus: could not settle event', leases[0].message.id, err);
     });
     this.#inFlight.add(delivery);
     void delivery.finally(() => {
       this.#inFlight.delete(delivery);
+      this.#leased -= leases.length;
       this.wake();
     });
   }
 
-  async #deliver(lease: Lease): Promise<void> {
-    const meta = lease.message.meta as unknown as InvokeMeta | CallbackMeta;
-    if (meta.kind === 'callback') return this.#deliverCallback(lease, meta);
-    return this.#deliverInvoke(lease, meta);
+  async #deliver(leases: Lease[]): Promise<void> {
+    const meta = leases[0].message.meta as unknown as InvokeMeta | CallbackMeta | EventMeta;
+    if (meta.kind === 'callback') return this.#deliverCallback(leases[0], meta);
+    if (meta.kind === 'event') return this.#deliverEvents(leases, meta.fn);
+    return this.#deliverInvoke(leases[0], meta);
+  }
+
+  /** Trigger events (one, or a batch for one function) in the shape the function's style expects. */
+  async #deliverEvents(leases: Lease[], fn: string): Promise<void> {
+    const started = this.#now();
+    const spec = this.#deps.registry.spec(fn);
+    if (!spec) {
+      const result = { error: { code: 'NIMBUS_FUNCTION_NOT_FOUND', message: `function "${fn}" does not exist any more` } };
+      await Promise.all(leases.map((l) => this.#queue.complete(l, { status: 'failed', result }, [], started)));
+      return;
+    }
+    const live: Lease[] = [];
+    const settled: Promise<void>[] = [];
+    for (const l of leases) {
+      if (started < l.message.expiresAt) live.push(l);
+      else
+        settled.push(
+          this.#queue.deadLetter(l, `the event is older than the function's maxEventAge; last error: ${l.message.lastError ?? 'none'}`, undefined, [], started),
+        );
+    }
+    if (live.length > 0) {
+      let delivery: EventDelivery | undefined;
+      let outcome: { status: number; headers: [string, string][]; body: Buffer } | { error: NimbusError };
+      try {
+        const res = await callFunction(this.#deps, spec, (style) => {
+          delivery = eventDelivery(
+            style,
+            live.map((l) => l.message),
+          );
+          return delivery.request;
+        });
+        outcome = { status: res.head.status, headers: res.head.headers, body: res.body };
+      } catch (err) {
+        outcome = { error: toNimbusError(err) };
+      }
+      const now = this.#now();
+      const verdict = judge(outcome);
+      const settlements: Settlement[] =
+        'error' in outcome || !delivery
+          ? live.map(() => ({
+              ok: false,
+              final: verdict === 'failed',
+              error: 'error' in outcome ? `${outcome.error.code}: ${outcome.error.message}` : 'no delivery',
+            }))
+          : delivery.settle({ head: { status: outcome.status, headers: outcome.headers }, body: outcome.body });
+      live.forEach((l, i) => {
+        const record = recordOf(outcome, now - started, l.message.attempts);
+        const s = settlements[i];
+        if (s.ok) settled.push(this.#queue.complete(l, { status: 'succeeded', result: record }, [], now));
+        else if (s.final) settled.push(this.#queue.complete(l, { status: 'failed', result: { ...record, reason: s.error } }, [], now));
+        else settled.push(this.#retryOrDeadLetter(l, s.error, now, record, [], s.delayMs));
+      });
+    }
+    await Promise.all(settled);
   }
 
   async #deliverInvoke(lease: Lease, meta: InvokeMeta): Promise<void> {
@@ -220,9 +312,16 @@ export class Dispatcher {
   }
 
   /** A failed attempt: another one after the backoff, or the dead letters once attempts or age run out. */
-  #retryOrDeadLetter(lease: Lease, error: string, now: number, record?: Record<string, unknown>, followUps: NewMessage[] = []): Promise<void> {
+  #retryOrDeadLetter(
+    lease: Lease,
+    error: string,
+    now: number,
+    record?: Record<string, unknown>,
+    followUps: NewMessage[] = [],
+    delayMs?: number,
+  ): Promise<void> {
     const m = lease.message;
-    const at = now + retryDelay(m.attempts, this.#retryBaseMs, this.#retryMaxMs, this.#random);
+    const at = now + (delayMs ?? retryDelay(m.attempts, this.#retryBaseMs, this.#retryMaxMs, this.#random));
     if (m.attempts < m.maxAttempts && at < m.expiresAt) return this.#queue.retry(lease, at, error, now);
     const why = m.attempts >= m.maxAttempts ? `failed ${m.attempts} attempt${m.attempts === 1 ? '' : 's'}` : 'the next retry would pass maxEventAge';
     return this.#queue.deadLetter(lease, `${why}; last error: ${error}`, record, followUps, now);

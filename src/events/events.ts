@@ -1,9 +1,28 @@
+import { randomUUID } from 'node:crypto';
 import { MAX_QUEUED_EVENTS, RETRY_AFTER_S } from '../config/defaults.js';
 import type { CallDeps } from '../gateway/call.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import { NimbusError } from '../shared/errors.js';
 import { Dispatcher, type DispatcherOptions, functionQueue, type InvokeMeta } from './dispatcher.js';
-import type { EnqueueResult, Message, Queue } from './queue.js';
+import type { BucketSource, EventMeta, ObjectSummary, TopicSource } from './formats.js';
+import type { EnqueueResult, Message, NewMessage, Queue } from './queue.js';
+import { cronMarkPrefix, Scheduler } from './scheduler.js';
+
+/** One message to publish to a topic. */
+export interface TopicMessage {
+  body: Buffer;
+  contentType: string;
+}
+
+/** An object change from the bucket store's outbox. */
+export interface ObjectChangeEvent {
+  /** Unique per change (the outbox id and time), so a relay after a crash cannot queue it twice. */
+  key: string;
+  bucket: string;
+  action: 'created' | 'deleted';
+  object: ObjectSummary;
+  at: number;
+}
 
 export interface EventsOptions extends DispatcherOptions {
   /** Events waiting or running before new ones get 429. */
@@ -32,6 +51,8 @@ const PRUNE_INTERVAL_MS = 60_000;
 export class Events {
   readonly queue: Queue;
   readonly dispatcher: Dispatcher;
+  readonly scheduler: Scheduler;
+  readonly #deps: CallDeps;
   readonly #maxQueued: number;
   readonly #now: () => number;
   #pruneTimer: NodeJS.Timeout | undefined;
@@ -39,13 +60,17 @@ export class Events {
   constructor(queue: Queue, deps: CallDeps, opts: EventsOptions = {}) {
     this.queue = queue;
     this.dispatcher = new Dispatcher(queue, deps, opts);
+    this.#deps = deps;
     this.#maxQueued = opts.maxQueued ?? MAX_QUEUED_EVENTS;
     this.#now = opts.now ?? Date.now;
+    this.scheduler = new Scheduler(queue, { now: this.#now, onQueued: () => this.dispatcher.wake() });
   }
 
   async start(): Promise<void> {
     await this.queue.prune(this.#now());
     await this.dispatcher.start();
+    await this.scheduler.setFunctions(this.#deps.registry.all());
+    await this.scheduler.start();
     this.#pruneTimer = setInterval(() => {
       this.queue.prune(this.#now()).catch((err: unknown) => console.error('nimbus: pruning the event queue failed:', err));
     }, PRUNE_INTERVAL_MS);
@@ -53,12 +78,83 @@ export class Events {
   }
 
   /** Queues an invocation of the function's latest version; resolves once it is on disk. */
-  async invokeAsync(spec: FunctionSpec, req: AsyncRequest): Promise<EnqueueResult> {
-    if (this.queue.pending() >= this.#maxQueued) {
+  /** Functions were deployed or removed: their schedules may have changed. */
+  functionsChanged(): Promise<void> {
+    return this.scheduler.setFunctions(this.#deps.registry.all());
+  }
+
+  #checkRoom(adding = 1): void {
+    if (this.queue.pending() + adding > this.#maxQueued) {
       throw new NimbusError('NIMBUS_QUEUE_FULL', `${this.queue.pending()} events are waiting; the platform accepts at most ${this.#maxQueued}`, {
         headers: { 'retry-after': String(RETRY_AFTER_S) },
       });
     }
+  }
+
+  /** The functions subscribed to a topic (triggers.topics), in name order. */
+  subscribers(topic: string): FunctionSpec[] {
+    return [...this.#deps.registry.all()].filter((s) => s.triggers.topics.some((t) => t.topic === topic)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Publishes messages to a topic: one copy per subscribing function, each on that
+   * function's queue (fan-out), all in one durable commit. A topic nobody subscribes
+   * to is refused (404) rather than accepted and dropped.
+   */
+  async publish(topic: string, messages: TopicMessage[], idempotencyKey?: string): Promise<{ ids: string[]; subscribers: string[] }> {
+    const subs = this.subscribers(topic);
+    if (subs.length === 0) {
+      throw new NimbusError('NIMBUS_TOPIC_NOT_FOUND', `no function subscribes to topic "${topic}", so a message would reach nobody`);
+    }
+    this.#checkRoom(subs.length * messages.length);
+    const now = this.#now();
+    const ids = messages.map(() => randomUUID());
+    const queued: NewMessage[] = [];
+    messages.forEach((m, i) => {
+      for (const spec of subs) {
+        const source: TopicSource = { type: 'topic', topic, contentType: m.contentType, publishedAt: now };
+        const meta: EventMeta & { messageId: string } = { kind: 'event', fn: spec.name, source, messageId: ids[i] };
+        queued.push({
+          queue: functionQueue(spec.name),
+          meta: meta as unknown as Record<string, unknown>,
+          body: m.body,
+          maxAttempts: spec.async.retries + 1,
+          expiresAt: now + spec.async.maxEventAgeMs,
+          ...(idempotencyKey !== undefined ? { idempotencyKey: `topic:${topic}:${idempotencyKey}:${i}` } : {}),
+        });
+      }
+    });
+    await this.queue.enqueue(queued, now);
+    this.dispatcher.wake();
+    return { ids, subscribers: subs.map((s) => s.name) };
+  }
+
+  /** Queues an object change for every function whose bucket trigger matches it. */
+  async objectChanged(change: ObjectChangeEvent): Promise<number> {
+    const now = this.#now();
+    const queued: NewMessage[] = [];
+    for (const spec of this.#deps.registry.all()) {
+      const match = spec.triggers.buckets.some((b) => b.bucket === change.bucket && b.events.includes(change.action) && change.object.key.startsWith(b.prefix));
+      if (!match) continue;
+      const source: BucketSource = { type: 'bucket', bucket: change.bucket, action: change.action, object: change.object, at: change.at };
+      const meta: EventMeta = { kind: 'event', fn: spec.name, source };
+      queued.push({
+        queue: functionQueue(spec.name),
+        meta: meta as unknown as Record<string, unknown>,
+        body: Buffer.alloc(0),
+        maxAttempts: spec.async.retries + 1,
+        expiresAt: now + spec.async.maxEventAgeMs,
+        idempotencyKey: `bucket:${change.key}`,
+      });
+    }
+    if (queued.length === 0) return 0;
+    await this.queue.enqueue(queued, now);
+    this.dispatcher.wake();
+    return queued.length;
+  }
+
+  async invokeAsync(spec: FunctionSpec, req: AsyncRequest): Promise<EnqueueResult> {
+    this.#checkRoom();
     const now = this.#now();
     const meta: InvokeMeta = {
       kind: 'invoke',
@@ -112,10 +208,12 @@ export class Events {
   /** A removed function's events go with it. */
   async removeFunction(fn: string): Promise<void> {
     await this.queue.drop(functionQueue(fn));
+    await this.queue.deleteMarks(cronMarkPrefix(fn));
   }
 
   async stop(graceMs: number): Promise<void> {
     clearInterval(this.#pruneTimer);
+    this.scheduler.stop();
     await this.dispatcher.stop(graceMs);
   }
 

@@ -84,6 +84,11 @@ export interface Queue {
   nextAvailableAt(): Promise<number | undefined>;
   /** Makes every running message queued again: for the only consumer, at its start. */
   recover(now?: number): Promise<number>;
+  /** A small durable number by name (the scheduler's last handled tick per schedule). */
+  getMark(name: string): Promise<number | undefined>;
+  setMark(name: string, value: number): Promise<void>;
+  /** Deletes the marks whose names start with the prefix (a removed function's). */
+  deleteMarks(prefix: string): Promise<number>;
   /** Deletes final messages older than their retention. */
   prune(now?: number): Promise<void>;
   close(): Promise<void>;

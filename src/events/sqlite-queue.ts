@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
   created_at INTEGER NOT NULL,
   PRIMARY KEY (queue, key)
 );
+CREATE TABLE IF NOT EXISTS marks (
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
 `;
 
 interface Row {
@@ -142,6 +146,9 @@ export class SqliteQueue implements Queue {
       pruneDone: db.prepare("DELETE FROM messages WHERE status IN ('succeeded', 'failed') AND completed_at < ?"),
       pruneDead: db.prepare("DELETE FROM messages WHERE status = 'dead' AND completed_at < ?"),
       pruneKeys: db.prepare('DELETE FROM idempotency WHERE created_at < ?'),
+      getMark: db.prepare<[string], { value: number }>('SELECT value FROM marks WHERE name = ?'),
+      setMark: db.prepare('INSERT OR REPLACE INTO marks (name, value) VALUES (?, ?)'),
+      deleteMarks: db.prepare('DELETE FROM marks WHERE substr(name, 1, length(?)) = ?'),
     };
     this.#open = this.#stmts.countOpen.get()?.n ?? 0;
   }
@@ -340,6 +347,20 @@ export class SqliteQueue implements Queue {
       this.#stmts.pruneDead.run(now - DEAD_LETTER_RETENTION_MS);
       this.#stmts.pruneKeys.run(now - IDEMPOTENCY_WINDOW_MS);
     }, false);
+  }
+
+  async getMark(name: string): Promise<number | undefined> {
+    return this.#stmts.getMark.get(name)?.value;
+  }
+
+  setMark(name: string, value: number): Promise<void> {
+    return this.#write(() => {
+      this.#stmts.setMark.run(name, value);
+    }, true);
+  }
+
+  deleteMarks(prefix: string): Promise<number> {
+    return this.#write(() => this.#stmts.deleteMarks.run(prefix, prefix).changes, true);
   }
 
   async close(): Promise<void> {

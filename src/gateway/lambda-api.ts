@@ -296,7 +296,7 @@ const ERROR_TYPES: Partial<Record<string, string>> = {
 };
 
 /** Styles that take an event and return a result; the others are HTTP handlers. */
-const EVENT_STYLES = new Set(['lambda', 'openwhisk', 'lambda-runtime']);
+export const EVENT_STYLES: ReadonlySet<string> = new Set(['lambda', 'openwhisk', 'lambda-runtime']);
 
 interface LambdaRequest extends BufferedRequest {
   /** For an HTTP handler driven by an API Gateway event: the result's payload format. */

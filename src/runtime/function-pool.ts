@@ -1,4 +1,5 @@
 import { MAX_QUEUED_REQUESTS_PER_FUNCTION } from '../config/defaults.js';
+import type { Bindings, Triggers } from '../config/triggers.js';
 import { NimbusError } from '../shared/errors.js';
 import type { Instance } from './instance.js';
 import type { LoadMessage } from './protocol/frames.js';
@@ -16,6 +17,12 @@ export interface FunctionSpec {
   scale: { min: number; max: number; concurrency: number; idleTimeoutMs: number };
   /** Asynchronous events: retries after the first attempt, and how old an event may get. */
   async: { retries: number; maxEventAgeMs: number };
+  /** The handler style the deploy check detected (undefined for versions stored before it was recorded). */
+  style?: string;
+  /** Schedules, topic subscriptions and bucket changes that invoke the function. */
+  triggers: Triggers;
+  /** env.<NAME> → the KV namespace, bucket or topic it stands for. */
+  bindings: Bindings;
 }
 
 interface Waiter {
@@ -44,9 +51,13 @@ export class FunctionPool {
   /** Requests that got (or are waiting for) a slot on this version since it started. */
   invocations = 0;
 
-  constructor(spec: FunctionSpec, warm: WarmPool) {
+  readonly #prepare: (instance: Instance) => LoadMessage | Promise<LoadMessage>;
+
+  /** `prepare` gives the LOAD message for an instance (with its own credentials, if any). */
+  constructor(spec: FunctionSpec, warm: WarmPool, prepare: (instance: Instance) => LoadMessage | Promise<LoadMessage> = () => spec.load) {
     this.spec = spec;
     this.#warm = warm;
+    this.#prepare = prepare;
   }
 
   get instances(): ReadonlySet<Instance> {
@@ -144,7 +155,7 @@ export class FunctionPool {
       .then(async (instance) => {
         instance.owner = { name: this.spec.name, version: this.spec.version };
         try {
-          await instance.load(this.spec.load);
+          await instance.load(await this.#prepare(instance));
         } catch (err) {
           void instance.dispose();
           throw err;

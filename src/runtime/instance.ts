@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { INSTANCE_START_TIMEOUT_MS, INSTANCE_STOP_GRACE_MS, MAX_LOG_LINE_BYTES, PROCESS_READY_TIMEOUT_MS } from '../config/defaults.js';
 import { isErrorCode, NimbusError } from '../shared/errors.js';
-import type { InvocationErrorMessage, LoadErrorMessage, LoadMessage, RequestHead, ResponseHead } from './protocol/frames.js';
+import type { InvocationErrorMessage, LoadErrorMessage, LoadedMessage, LoadMessage, RequestHead, ResponseHead } from './protocol/frames.js';
 import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from './protocol/frames.js';
 
 export type InstanceState = 'starting' | 'generic' | 'loading' | 'ready' | 'draining' | 'stopping' | 'exited';
@@ -53,6 +53,8 @@ export class Instance {
   busy = 0;
   lastActive = Date.now();
   style = '';
+  /** What the instance reported when its function loaded. */
+  loaded: LoadedMessage | undefined;
   /** The function version this instance was specialised for. */
   owner: { name: string; version: number } | undefined;
   killReason: KillReason | undefined;
@@ -134,6 +136,11 @@ export class Instance {
     return instance;
   }
 
+  /** Resolves when the process has exited. */
+  get exited(): Promise<void> {
+    return this.#exited;
+  }
+
   /** 3: specialises a generic instance; resolves with the detected style. */
   async load(msg: LoadMessage): Promise<string> {
     this.state = 'loading';
@@ -147,7 +154,8 @@ export class Instance {
       // The stack (with platform paths) goes to the function's logs, not to the caller.
       throw new NimbusError(code, `function "${msg.functionName}" failed to load: ${e.message}`);
     }
-    this.style = (JSON.parse(payload.toString('utf8')) as { style: string }).style;
+    this.loaded = JSON.parse(payload.toString('utf8')) as LoadedMessage;
+    this.style = this.loaded.style;
     this.state = 'ready';
     return this.style;
   }

@@ -2,12 +2,15 @@ import { DEFAULT_MEMORY_MB, MEMORY_CHECK_INTERVAL_MS } from '../config/defaults.
 import { FunctionPool, type FunctionSpec } from './function-pool.js';
 import type { Instance, LogLine } from './instance.js';
 import { NodeLauncher, PythonLauncher } from './launcher.js';
+import type { LoadedMessage, LoadMessage } from './protocol/frames.js';
 import { WarmPool } from './warm-pool.js';
 
 export interface RuntimeOptions {
   codeRoot: string;
   warmPoolSize: number;
   onLog(owner: { name: string; version: number } | undefined, log: LogLine): void;
+  /** Extra env for an instance of a function with bindings (its state credential), revoked when it exits. */
+  credentials?(spec: FunctionSpec): Promise<{ env: Record<string, string>; revoke(): void }>;
 }
 
 /** Pre-started Python interpreters, once a Python function exists. */
@@ -46,7 +49,7 @@ export class RuntimeManager {
     const key = spec.key;
     let pool = this.#pools.get(key);
     if (pool) return pool;
-    pool = new FunctionPool(spec, this.#warmFor(spec));
+    pool = new FunctionPool(spec, this.#warmFor(spec), (instance) => this.#loadMessage(instance, spec));
     this.#pools.set(key, pool);
     const previous = this.#current.get(spec.name);
     this.#current.set(spec.name, pool);
@@ -57,18 +60,27 @@ export class RuntimeManager {
 
   /**
    * Loads a candidate version in a fresh instance and stops it again: a deploy's check
-   * that the code loads and its handler exists. Resolves with the style the runtime
-   * picked; rejects with the load error (the function's own text).
+   * that the code loads and its handler exists. Resolves with what the instance reported
+   * (the style it picked, its other entry points); rejects with the load error (the
+   * function's own text).
    */
-  async check(spec: FunctionSpec): Promise<string> {
+  async check(spec: FunctionSpec): Promise<LoadedMessage> {
     const instance = await this.#warmFor(spec).take(spec.memoryMB);
     instance.owner = { name: spec.name, version: spec.version };
     try {
-      return await instance.load(spec.load);
+      await instance.load(await this.#loadMessage(instance, spec));
+      return instance.loaded ?? { style: instance.style };
     } finally {
       this.#checking.add(instance);
       void instance.dispose().then(() => this.#checking.delete(instance));
     }
+  }
+
+  async #loadMessage(instance: Instance, spec: FunctionSpec): Promise<LoadMessage> {
+    if (Object.keys(spec.bindings).length === 0 || !this.#opts.credentials) return spec.load;
+    const grant = await this.#opts.credentials(spec);
+    void instance.exited.then(grant.revoke);
+    return { ...spec.load, env: { ...spec.load.env, ...grant.env } };
   }
 
   #warmFor(spec: FunctionSpec): WarmPool {

@@ -22,6 +22,10 @@ export const ERROR_CODES = {
   NIMBUS_PAYLOAD_TOO_LARGE: { status: 413, hint: 'request bodies are limited to 6 MB; send large data by reference' },
   NIMBUS_TOO_MANY_REQUESTS: { status: 429, hint: 'the function is at its scale.max with a full queue; retry after the Retry-After delay or raise scale.max' },
   NIMBUS_INVOCATION_NOT_FOUND: { status: 404, hint: 'check the id from the 202 response; finished records are kept for 24 h' },
+  NIMBUS_KEY_NOT_FOUND: { status: 404, hint: 'the key was never written, was deleted, or expired; list keys with `nimbus kv ls <namespace>`' },
+  NIMBUS_OBJECT_NOT_FOUND: { status: 404, hint: 'no such object; list the bucket with `nimbus bucket ls <bucket>`' },
+  NIMBUS_TOPIC_NOT_FOUND: { status: 404, hint: 'no function subscribes to the topic; add it under triggers.topics in a nimbus.yaml and deploy' },
+  NIMBUS_UNAUTHORIZED_BINDING: { status: 403, hint: 'the function can reach only the KV namespaces, buckets and topics bound in its nimbus.yaml' },
   NIMBUS_QUEUE_FULL: { status: 429, hint: 'too many events are waiting; retry after the Retry-After delay, or let the backlog drain' },
   NIMBUS_SHUTTING_DOWN: { status: 503, hint: 'the platform is draining; retry against a running platform' },
   NIMBUS_FUNCTION_TIMEOUT: { status: 504, hint: 'the function ran past its timeout; raise `timeout` in nimbus.yaml or make it faster' },
@@ -36,6 +40,7 @@ export const ERROR_CODES = {
   NIMBUS_ALREADY_RUNNING: { status: 409, hint: 'another `nimbus up` uses this data dir; stop it or pass a different --data-dir' },
   NIMBUS_PLATFORM_UNREACHABLE: { status: 503, hint: 'start the platform with `nimbus up`, or point --url / NIMBUS_URL at a running one' },
   NIMBUS_INVALID_ARGUMENT: { status: 400, hint: 'run `nimbus help <command>` for the accepted flags' },
+  NIMBUS_INVALID_KEY: { status: 400, hint: 'use a non-empty key without NUL characters, at most 512 bytes of UTF-8 for a KV key and 1024 for an object key' },
   NIMBUS_INTERNAL: { status: 500, hint: 'this is a bug in Nimbus; the platform log has details' },
 } as const satisfies Record<string, { status: number; hint: string }>;
 

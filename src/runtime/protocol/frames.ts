@@ -109,12 +109,18 @@ export interface LoadMessage {
   /** Lambda style: API Gateway payload format of HTTP events. */
   payloadFormat?: '1.0' | '2.0';
   env: Record<string, string>;
+  /** env.<NAME> bindings (KV, buckets, topics); the state endpoint's URL and token are in env. */
+  bindings?: Record<string, { kv: string } | { bucket: string } | { topic: string }>;
   memoryMB: number;
   timeoutMs: number;
 }
 
 export interface LoadedMessage {
   style: string;
+  /** Entry points besides HTTP the code has (Workers: scheduled, queue; Azure: http, timer). */
+  handles?: string[];
+  /** Schedules declared in code (Azure app.timer). */
+  timers?: { name: string; schedule: string }[];
 }
 
 export interface LoadErrorMessage {
@@ -140,6 +146,11 @@ export interface RequestHead {
    * with their result as JSON; the others see an ordinary POST.
    */
   event?: boolean;
+  /**
+   * A trigger's event for a style with a handler of its own (docs/events.md): Workers
+   * scheduled() and queue(), Azure timer functions. The body is the trigger's JSON.
+   */
+  trigger?: 'scheduled' | 'queue' | 'timer';
 }
 
 export interface ResponseHead {

@@ -55,17 +55,18 @@ export function loadStyle(mod: Module, exportName: string | undefined, style: st
     return need(`no function registered as "${name}" (registered: ${all.join(', ')})`);
   }
 
-  // The same for the Azure Functions v4 model (app.http from @azure/functions).
+  // The same for the Azure Functions v4 model (app.http and app.timer from @azure/functions).
   const az = (globalThis as { [AZURE_REGISTRY]?: AzureRegistry })[AZURE_REGISTRY];
-  if (az && az.http.size > 0 && (style === undefined || style === 'azure')) {
+  if (az && (az.http.size > 0 || az.timer.size > 0) && (style === undefined || style === 'azure')) {
     const all = [...az.http.keys()];
+    if (all.length === 0) return loadAzureHttp(undefined, undefined, info, az.timer);
     const name = exportName !== undefined && exportName !== 'default' ? exportName : all.length === 1 ? all[0] : undefined;
     if (name === undefined) return need(`the module registers several HTTP functions (${all.join(', ')}): pick one with handler: <file>.<name>`);
     const options = az.http.get(name);
     if (!options) return need(`no HTTP function registered as "${name}" (registered: ${all.join(', ')})`);
-    return loadAzureHttp(name, options, info);
+    return loadAzureHttp(name, options, info, az.timer);
   }
-  if (style === 'azure') return need('style azure needs app.http(name, { handler }) from @azure/functions');
+  if (style === 'azure') return need('style azure needs app.http(name, { handler }) or app.timer(name, { schedule, handler }) from @azure/functions');
 
   // And for the Fn Project FDK (fdk.handle(fn)).
   const fdk = (globalThis as { [FDK_REGISTRY]?: { fn: FdkFunction; inputMode: string } })[FDK_REGISTRY];

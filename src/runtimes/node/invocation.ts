@@ -20,6 +20,10 @@ export interface InvocationResult {
 
 export interface LoadedFunction {
   style: string;
+  /** Which entry points the module has besides HTTP (Workers: fetch, scheduled, queue; Azure: timer). */
+  handles?: string[];
+  /** Schedules the code itself declares (Azure app.timer), as { name, schedule }. */
+  timers?: { name: string; schedule: string }[];
   invoke(inv: Invocation): Promise<InvocationResult>;
 }
 
@@ -30,6 +34,8 @@ export interface FunctionInfo {
   env: Readonly<Record<string, string>>;
   /** API Gateway payload format for Lambda-style HTTP events. */
   payloadFormat?: '1.0' | '2.0';
+  /** env.<NAME> objects for the manifest's bindings (KV, buckets, topics). */
+  bindings?: Record<string, unknown>;
 }
 
 /** An error the shim reports with a stable code instead of the generic function error. */

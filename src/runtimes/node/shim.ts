@@ -15,6 +15,7 @@ import { inspect } from 'node:util';
 import type { LoadMessage, RequestHead } from '../../runtime/protocol/frames.js';
 import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from '../../runtime/protocol/frames.js';
 import { loadProcess } from '../process/load.js';
+import { makeBindings } from './bindings.js';
 import { loadStyle } from './detect.js';
 import type { Invocation, InvocationResult, LoadedFunction } from './invocation.js';
 import { BodyQueue, ShimError } from './invocation.js';
@@ -121,8 +122,9 @@ async function load(msg: LoadMessage): Promise<void> {
       memoryMB: msg.memoryMB,
       env: msg.env,
       payloadFormat: msg.payloadFormat,
+      bindings: msg.bindings ? makeBindings(msg.bindings, process.env.NIMBUS_STATE_URL, process.env.NIMBUS_STATE_TOKEN) : undefined,
     });
-    send(encodeJsonFrame(FrameType.LOADED, 0, { style: fn.style }));
+    send(encodeJsonFrame(FrameType.LOADED, 0, { style: fn.style, handles: fn.handles, timers: fn.timers }));
   } catch (err) {
     const code = err instanceof ShimError ? err.code : 'NIMBUS_LOAD_FAILED';
     const e = err instanceof Error ? err : new Error(inspect(err));

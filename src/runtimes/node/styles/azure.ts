@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { HttpOptions } from '../../../sdk/azure-functions.js';
+import type { HttpOptions, TimerOptions } from '../../../sdk/azure-functions.js';
 import type { FunctionInfo, LoadedFunction } from '../invocation.js';
-import { loadWorkers } from './workers.js';
+import { loadWorkers, type TimerTick } from './workers.js';
 
 interface ResponseInit {
   status?: number;
@@ -16,32 +16,61 @@ interface ResponseInit {
  * context) => ({ status, body, jsonBody, headers }) })`. `request` is fetch-like with
  * `query` (URLSearchParams) and `params`; `context` logs into the function's logs.
  */
-export function loadAzureHttp(name: string, options: HttpOptions, info: FunctionInfo): LoadedFunction {
-  const allowed = options.methods?.map((m) => m.toUpperCase());
+export function loadAzureHttp(
+  name: string | undefined,
+  options: HttpOptions | undefined,
+  info: FunctionInfo,
+  timers = new Map<string, TimerOptions>(),
+): LoadedFunction {
+  const allowed = options?.methods?.map((m) => m.toUpperCase());
   const route = {
     async fetch(request: Request): Promise<Response> {
+      if (!options || name === undefined) {
+        return Response.json({ error: 'this Azure function registers only timer triggers (app.timer); it runs on its schedule' }, { status: 404 });
+      }
       if (allowed && !allowed.includes(request.method)) return new Response(null, { status: 405, headers: { allow: allowed.join(', ') } });
       const url = new URL(request.url);
       const azureRequest = Object.assign(request, { query: url.searchParams, params: {} as Record<string, string>, user: null });
-      const log = (...args: unknown[]) => console.log(...args);
-      const context = {
-        invocationId: randomUUID(),
-        functionName: name,
-        extraInputs: { get: () => undefined },
-        extraOutputs: { set: () => {} },
-        options: { trigger: { type: 'httpTrigger' }, extraInputs: [], extraOutputs: [] },
-        log,
-        trace: log,
-        debug: log,
-        info: log,
-        warn: (...args: unknown[]) => console.warn(...args),
-        error: (...args: unknown[]) => console.error(...args),
-      };
+      const context = azureContext(name, 'httpTrigger');
       const result = (await options.handler(azureRequest, context)) as ResponseInit | Response | undefined;
       return toResponse(result);
     },
+    /** A tick of a schedule: the timer registered with that schedule (or the only one) gets Azure's Timer object. */
+    async timer(tick: TimerTick): Promise<void> {
+      const entries = [...timers];
+      const [timerName, timer] = entries.find(([, t]) => t.schedule === tick.schedule) ?? (entries.length === 1 ? entries[0] : []);
+      if (!timer || timerName === undefined)
+        throw new Error(
+          `no app.timer() is registered for schedule "${tick.schedule}" (registered: ${entries.map(([n, t]) => `${n}: ${t.schedule}`).join(', ') || 'none'})`,
+        );
+      const at = new Date(tick.scheduledTime).toISOString();
+      const myTimer = { isPastDue: tick.isPastDue, schedule: { adjustForDST: true }, scheduleStatus: { last: at, next: at, lastUpdated: at } };
+      await timer.handler(myTimer, azureContext(timerName, 'timerTrigger'));
+    },
   };
-  return { ...loadWorkers(route as never, info), style: 'azure' };
+  return {
+    ...loadWorkers(route as never, info),
+    style: 'azure',
+    handles: [...(options ? ['http'] : []), ...(timers.size > 0 ? ['timer'] : [])],
+    timers: [...timers].map(([n, t]) => ({ name: n, schedule: t.schedule })),
+  };
+}
+
+function azureContext(functionName: string, trigger: string) {
+  const log = (...args: unknown[]) => console.log(...args);
+  return {
+    invocationId: randomUUID(),
+    functionName,
+    extraInputs: { get: () => undefined },
+    extraOutputs: { set: () => {} },
+    options: { trigger: { type: trigger }, extraInputs: [], extraOutputs: [] },
+    log,
+    trace: log,
+    debug: log,
+    info: log,
+    warn: (...args: unknown[]) => console.warn(...args),
+    error: (...args: unknown[]) => console.error(...args),
+  };
 }
 
 function toResponse(result: ResponseInit | Response | undefined): Response {

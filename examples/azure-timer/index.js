@@ -1,0 +1,16 @@
+// Azure Functions v4 timer trigger, unchanged: the NCRONTAB schedule (six fields, with
+// seconds) in app.timer() is the function's schedule. The HTTP function beside it
+// answers GET /fn/azure-timer.
+const { app } = require('@azure/functions');
+
+app.timer('every30s', {
+  schedule: '*/30 * * * * *',
+  handler: (myTimer, context) => {
+    context.log(`timer fired (past due: ${myTimer.isPastDue})`);
+  },
+});
+
+app.http('status', {
+  methods: ['GET'],
+  handler: () => ({ body: 'azure-timer runs every 30 seconds' }),
+});

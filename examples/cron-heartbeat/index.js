@@ -1,0 +1,18 @@
+// A schedule (Workers style): scheduled() runs at each tick and records it in KV;
+// GET /fn/cron-heartbeat shows the last run and how many there were.
+export default {
+  async scheduled(controller, env) {
+    const runs = Number((await env.BEATS.get('runs')) ?? 0) + 1;
+    await env.BEATS.put('last-run', new Date(controller.scheduledTime).toISOString());
+    await env.BEATS.put('runs', String(runs));
+    console.log(`tick ${runs} for "${controller.cron}"`);
+  },
+
+  async fetch(request, env) {
+    return Response.json({
+      schedule: '*/5 * * * *',
+      lastRun: await env.BEATS.get('last-run'),
+      runs: Number((await env.BEATS.get('runs')) ?? 0),
+    });
+  },
+};
