@@ -18,7 +18,7 @@ interface Case {
 /** One request per example (every style and language), with what it must answer. */
 const CASES: Record<string, Case> = {
   'azure-http': { path: '?name=Ada', expect: 'Hello, Ada!', style: 'azure' },
-  'azure-timer': { path: '', expect: 'azure-timer runs every 30 seconds', style: 'azure' },
+  'azure-timer': { path: '', expect: 'azure-timer runs every five minutes', style: 'azure' },
   'cron-heartbeat': {
     path: '',
     expect: (text) => {

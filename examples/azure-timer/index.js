@@ -3,8 +3,8 @@
 // answers GET /fn/azure-timer.
 const { app } = require('@azure/functions');
 
-app.timer('every30s', {
-  schedule: '*/30 * * * * *',
+app.timer('every5min', {
+  schedule: '0 */5 * * * *',
   handler: (myTimer, context) => {
     context.log(`timer fired (past due: ${myTimer.isPastDue})`);
   },
@@ -12,5 +12,5 @@ app.timer('every30s', {
 
 app.http('status', {
   methods: ['GET'],
-  handler: () => ({ body: 'azure-timer runs every 30 seconds' }),
+  handler: () => ({ body: 'azure-timer runs every five minutes' }),
 });
