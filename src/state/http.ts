@@ -184,6 +184,8 @@ async function bucket(
     const end = range.offset + (range.length ?? found.info.size - range.offset) - 1;
     res.writeHead(206, { ...headers, 'content-length': end - range.offset + 1, 'content-range': `bytes ${range.offset}-${end}/${found.info.size}` });
   } else res.writeHead(200, { ...headers, 'content-length': found.info.size });
+  // A read that fails half way cuts the response (its length promised more) rather than hanging it.
+  found.body.on('error', (err) => res.destroy(err));
   found.body.pipe(res);
   await new Promise<void>((done) => {
     res.on('close', () => {
