@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CLI, cleanEnv, eventually, functionDir, startPlatform, tempDir, testNoLeakedChildren } from './helpers.js';
@@ -18,6 +19,7 @@ export default {
       case 'kv-get': { const v = await env.CACHE.get(key, url.searchParams.get('type') ?? 'text'); return Response.json({ v }); }
       case 'kv-list': return Response.json(await env.CACHE.list({ prefix: url.searchParams.get('prefix') ?? undefined, limit: Number(url.searchParams.get('limit') ?? 1000), cursor: url.searchParams.get('cursor') ?? undefined }));
       case 'kv-del': await env.CACHE.delete(key); return new Response('ok');
+      case 'kv-try': try { return Response.json({ v: await env.CACHE.get(key) }); } catch (err) { return Response.json({ error: err.message }); }
       case 'put': {
         const o = await env.FILES.put(key, request.body, { httpMetadata: { contentType: request.headers.get('content-type') }, customMetadata: { by: 'fn' } });
         return Response.json({ key: o.key, size: o.size, etag: o.etag, uploaded: o.uploaded instanceof Date });
@@ -81,6 +83,9 @@ describe('state: KV namespaces and buckets, bound to functions', async () => {
     assert.equal((await fn('op=kv-put&key=user:1', { method: 'POST', body: '{"name":"Ada"}' })).status, 200);
     assert.deepEqual(await (await fn('op=kv-get&key=user:1&type=json')).json(), { v: { name: 'Ada' } });
     assert.deepEqual(await (await fn('op=kv-get&key=missing')).json(), { v: null });
+    // "." and ".." cannot be keys (a URL would read them as the namespace itself): refused, not a listing.
+    assert.deepEqual(await (await fn('op=kv-try&key=.')).json(), { error: 'NIMBUS_INVALID_KEY: a key cannot be "."' });
+    assert.deepEqual(await (await fn('op=kv-try&key=..')).json(), { error: 'NIMBUS_INVALID_KEY: a key cannot be ".."' });
     for (let i = 0; i < 5; i++) await fn(`op=kv-put&key=page:${i}`, { method: 'POST', body: String(i) });
     const first = (await (await fn('op=kv-list&prefix=page:&limit=2')).json()) as { keys: { name: string }[]; list_complete: boolean; cursor: string };
     assert.deepEqual(
@@ -127,6 +132,7 @@ describe('state: KV namespaces and buckets, bound to functions', async () => {
       md5,
     );
     assert.deepEqual(await (await fn('op=head&key=images/cat.jpg')).json(), { size: data.length, etag: md5 });
+    assert.equal(await (await fn('op=head&key=images/none.jpg')).text(), 'null', 'head() of a missing object is null');
     await fn('op=put&key=docs/a.txt', { method: 'POST', body: 'a' });
     assert.deepEqual(await (await fn('op=list&delimiter=/')).json(), { keys: [], prefixes: ['docs/', 'images/'], truncated: false });
     assert.deepEqual(await (await fn('op=list&prefix=images/')).json(), { keys: ['images/cat.jpg'], prefixes: [], truncated: false });
@@ -224,6 +230,33 @@ describe('state: KV namespaces and buckets, bound to functions', async () => {
     assert.equal(((await longKey.json()) as { error: { code: string } }).error.code, 'NIMBUS_INVALID_KEY');
     const badTtl = await t.admin('PUT', '/v1/kv/cache/keys/x?ttl=0', 'v', { authorization: `Bearer ${t.platform.token}` });
     assert.equal(badTtl.status, 400);
+    // Paths are read as sent: dot segments are not resolved into another key or a listing.
+    const raw = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
+        // Options, not a URL string: Node would normalise a URL's dot segments before sending.
+        const { hostname, port } = new URL(t.platform.adminUrl);
+        const req = request({ hostname, port, path, method, headers: { authorization: `Bearer ${t.platform.token}`, ...headers } }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const dot = await raw('GET', '/v1/kv/cache/keys/%2E');
+    assert.equal(dot.status, 400);
+    assert.equal(JSON.parse(dot.body).error.code, 'NIMBUS_INVALID_KEY');
+    assert.equal((await raw('PUT', '/v1/kv/cache/keys/a/../b', 'literal')).status, 204);
+    assert.equal((await raw('GET', '/v1/kv/cache/keys/a%2F..%2Fb')).body, 'literal', 'the key is "a/../b", not "b"');
+    // A range of no bytes is 416 and says the size.
+    assert.equal((await raw('PUT', '/v1/buckets/uploads/objects/ten', '0123456789')).status, 200);
+    for (const range of ['bytes=-0', 'bytes=10-']) {
+      const r = await raw('GET', '/v1/buckets/uploads/objects/ten', undefined, { range });
+      assert.equal(r.status, 416, range);
+      assert.equal(r.headers['content-range'], 'bytes */10');
+      assert.equal(r.headers['x-nimbus-error-code'], 'NIMBUS_RANGE_NOT_SATISFIABLE');
+    }
+    assert.equal((await raw('GET', '/v1/buckets/uploads/objects/ten', undefined, { range: 'bytes=-3' })).body, '789');
     const noObject = await t.admin('GET', '/v1/buckets/uploads/objects/nothing-here');
     assert.equal(noObject.status, 404);
     assert.equal(((await noObject.json()) as { error: { code: string } }).error.code, 'NIMBUS_OBJECT_NOT_FOUND');

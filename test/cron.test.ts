@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Cron } from 'croner';
-import { dueTick } from '../src/events/scheduler.js';
+import { dueTick, Scheduler } from '../src/events/scheduler.js';
+import { SqliteQueue } from '../src/events/sqlite-queue.js';
+import type { FunctionSpec } from '../src/runtime/function-pool.js';
 import { eventually, functionDir, startPlatform, tempDir, testNoLeakedChildren } from './helpers.js';
 
 const MIN = 60_000;
@@ -29,6 +32,37 @@ describe('dueTick: which tick is due, and how many were missed (pure)', () => {
       tick: Date.parse('2026-03-01T08:00:00Z'),
       missed: 0,
     });
+  });
+});
+
+describe('Scheduler: a failing run does not stop the schedules', () => {
+  test('the queue fails once; the timer is armed again and the next run queues the tick', async () => {
+    const queue = new SqliteQueue(join(tempDir('nimbus-sched-'), 'events.db'));
+    const T = Date.parse('2026-03-01T10:00:00Z');
+    let now = T;
+    let failures = 1;
+    const enqueue = queue.enqueue.bind(queue);
+    queue.enqueue = (messages, at) => (failures-- > 0 ? Promise.reject(new Error('disk full')) : enqueue(messages, at));
+    const scheduler = new Scheduler(queue, { now: () => now, onQueued: () => {} });
+    const spec = {
+      name: 'f',
+      async: { retries: 2, maxEventAgeMs: 60_000 },
+      triggers: { cron: [{ schedule: '*/10 * * * * *', timezone: 'UTC' }], topics: [], buckets: [] },
+    } as unknown as FunctionSpec;
+    await scheduler.start();
+    await scheduler.setFunctions([spec]);
+    assert.equal(scheduler.nextWakeAt, T + 10_000);
+    now = T + 10_000;
+    await assert.rejects(scheduler.runDue(), /disk full/);
+    assert.equal(scheduler.nextWakeAt, T + 20_000, 'armed again after the failure');
+    await scheduler.runDue();
+    const [lease] = await queue.lease(10, 60_000, now);
+    assert.ok(lease, 'the tick was queued');
+    assert.equal(lease.message.queue, 'fn:f');
+    assert.equal((lease.message.meta as { source: { scheduledTime: number } }).source.scheduledTime, T + 10_000);
+    await scheduler.stop();
+    assert.equal(scheduler.nextWakeAt, undefined);
+    await queue.close();
   });
 });
 
@@ -117,11 +151,34 @@ describe('schedules: triggers.cron, with an injected clock', async () => {
     const info = (await (await t.admin('GET', '/v1/functions/tick-azure')).json()) as { function: { style: string; triggers: { cron: unknown[] } } };
     assert.equal(res.created, true);
     assert.equal(info.function.style, 'azure');
-    assert.deepEqual(info.function.triggers.cron, [{ schedule: '*/10 * * * * *', timezone: 'UTC' }]);
+    assert.deepEqual(info.function.triggers.cron, [{ schedule: '*/10 * * * * *', timezone: 'UTC', timer: 'every10s' }]);
     now += 10_000;
     await t.platform.events.scheduler.runDue();
     const [line] = await waitLines('tick-azure', 'timer', 1);
     assert.match(line, /^timer every10s false \d{4}-\d\d-\d\dT/);
+  });
+
+  test('Azure: two app.timer with the same schedule each run; a manifest schedule matching no timer is refused', async () => {
+    const code = `
+const { app } = require('@azure/functions');
+for (const name of ['first', 'second']) {
+  app.timer(name, { schedule: '0 */5 * * * *', handler: async (t, context) => context.log('timer', context.functionName, t.scheduleStatus.next) });
+}`;
+    await t.deploy(functionDir({ 'index.js': code }, 'name: tick-azure2\n'));
+    now += 5 * MIN;
+    await t.platform.events.scheduler.runDue();
+    const got = await waitLines('tick-azure2', 'timer', 2);
+    assert.deepEqual(got.map((l) => l.split(' ')[1]).sort(), ['first', 'second']);
+    const next = Date.parse(got[0].split(' ')[2]);
+    assert.equal(next % (5 * MIN), 0, 'scheduleStatus.next is the following tick');
+    assert.ok(next > now);
+    const err = await t.deployRejected(functionDir({ 'index.js': code }, 'name: tick-azure3\ntriggers:\n  cron: ["0 0 * * *"]\n'), 'NIMBUS_HANDLER_NOT_FOUND');
+    assert.match(err.message, /matches none of the code's timers \(first: 0 \*\/5/);
+    const topicOnly = await t.deployRejected(
+      functionDir({ 'index.js': code }, 'name: tick-azure4\ntriggers:\n  topics: [orders]\n'),
+      'NIMBUS_HANDLER_NOT_FOUND',
+    );
+    assert.match(topicOnly.message, /app\.http/);
   });
 
   test('a schedule the code cannot take is refused at deploy', async () => {

@@ -24,6 +24,7 @@ export const handler = async (event) => {
   const failures = [];
   for (const r of event.Records) {
     console.log('record', r.body, r.attributes.ApproximateReceiveCount);
+    console.log('sqsid', r.messageId);
     if (r.body.includes('fail') && r.attributes.ApproximateReceiveCount === '1') failures.push({ itemIdentifier: r.messageId });
   }
   return { batchItemFailures: failures };
@@ -32,6 +33,7 @@ export const handler = async (event) => {
 /** OpenFaaS (an HTTP style): each message is a CloudEvent. */
 const HTTP_CONSUMER = `
 module.exports = async (event, context) => {
+  console.log('cloudevent-id', event.headers['ce-id']);
   console.log('ce', event.headers['ce-type'], event.headers['ce-source'], event.headers['content-type'], typeof event.body === 'string' ? event.body : JSON.stringify(event.body));
   return context.status(200).succeed('ok');
 };`;
@@ -96,6 +98,29 @@ describe('topics: publish, fan-out to every subscriber, batches, ack/retry', asy
     // HTTP styles: one CloudEvent each.
     const ces = await waitLines('sub-http', 'ce', 5);
     assert.ok(ces.every((l) => l.startsWith('ce dev.nimbus.topic.message /nimbus/topics/orders application/json')));
+    // Every subscriber sees the ids the publish answered with.
+    const ids = [...out.ids].sort();
+    assert.deepEqual(msgs.map((l) => JSON.parse(l.slice(4)).id).sort(), ids, 'Workers message.id');
+    assert.deepEqual((await waitLines('sub-lambda', 'sqsid', 5)).map((l) => l.slice(6)).sort(), ids, 'SQS messageId');
+    assert.deepEqual((await waitLines('sub-http', 'cloudevent-id', 5)).map((l) => l.slice(14)).sort(), ids, 'CloudEvent id');
+  });
+
+  test('a repeated publish with the same Idempotency-Key answers with the first ids and delivers nothing new', async () => {
+    const send = async () => {
+      const res = await t.admin('POST', '/v1/topics/orders/messages', '{"once": true}', {
+        authorization: `Bearer ${t.platform.token}`,
+        'content-type': 'application/json',
+        'idempotency-key': 'order-77',
+      });
+      assert.equal(res.status, 202);
+      return ((await res.json()) as { ids: string[] }).ids;
+    };
+    const first = await send();
+    assert.deepEqual(await send(), first);
+    await waitLines('sub-workers', 'msg', 1);
+    await eventually(async () => (await lines('sub-workers', 'msg')).some((l) => l.includes('"once":true')) || undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await lines('sub-workers', 'msg')).filter((l) => l.includes('"once":true')).length, 1);
   });
 
   test('retry() redelivers only that message; batchItemFailures likewise', async () => {
@@ -154,6 +179,34 @@ describe('topics: publish, fan-out to every subscriber, batches, ack/retry', asy
     assert.equal(bad.status, 400);
     const list = (await (await t.admin('GET', '/v1/topics')).json()) as { topics: { name: string; subscribers: string[] }[] };
     assert.deepEqual(list.topics, [{ name: 'orders', subscribers: ['sub-http', 'sub-lambda', 'sub-workers'] }]);
+  });
+
+  test('an answer that cannot be read retries the whole batch; a bad retry delay is an error', async () => {
+    // Lambda: batchItemFailures naming an id that is not in the batch (SQS fails the batch then too).
+    const oddLambda = `
+export const handler = async (event) => {
+  for (const r of event.Records) console.log('odd', r.body, r.attributes.ApproximateReceiveCount);
+  return event.Records[0].attributes.ApproximateReceiveCount === '1' ? { batchItemFailures: [{ itemIdentifier: 'not-in-this-batch' }] } : {};
+};`;
+    const oddWorkers = `
+export default {
+  async fetch() { return new Response('ok'); },
+  async queue(batch) {
+    for (const m of batch.messages) {
+      console.log('odd', m.body, m.attempts);
+      if (m.attempts === 1) {
+        try { m.retry({ delaySeconds: -5 }); } catch (err) { console.log('refused', err.message); throw err; }
+      }
+    }
+  },
+};`;
+    await t.deploy(functionDir({ 'index.js': oddLambda }, 'name: odd-lambda\ntriggers:\n  topics: [odd]\n'));
+    await t.deploy(functionDir({ 'index.js': oddWorkers }, 'name: odd-workers\ntriggers:\n  topics: [odd]\n'));
+    const res = await t.admin('POST', '/v1/topics/odd/messages', 'm1', { authorization: `Bearer ${t.platform.token}`, 'content-type': 'text/plain' });
+    assert.equal(res.status, 202);
+    assert.deepEqual(await waitLines('odd-lambda', 'odd', 2), ['odd m1 1', 'odd m1 2']);
+    assert.deepEqual(await waitLines('odd-workers', 'odd', 2), ['odd m1 1', 'odd m1 2']);
+    assert.deepEqual(await lines('odd-workers', 'refused'), ['refused retry({ delaySeconds }) takes 0 to 43200 seconds (12 hours); got -5']);
   });
 
   test('a consumer without queue() is refused at deploy', async () => {

@@ -8,7 +8,7 @@ export default {
     console.log(`tick ${runs} for "${controller.cron}"`);
   },
 
-  async fetch(request, env) {
+  async fetch(_request, env) {
     return Response.json({
       schedule: '*/5 * * * *',
       lastRun: await env.BEATS.get('last-run'),

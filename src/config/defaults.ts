@@ -73,5 +73,7 @@ export const MAX_TOPIC_BATCH_SIZE = 100;
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024;
 /** Messages one publish (or sendBatch) may carry. */
 export const MAX_PUBLISH_BATCH = 100;
+/** A batch publish's JSON body, all messages together (base64 bodies count as encoded). */
+export const MAX_PUBLISH_BATCH_JSON_BYTES = 10 * 1024 * 1024;
 /** How often the scheduler looks at least (it also wakes for the next due tick). */
 export const SCHEDULER_MAX_SLEEP_MS = 60_000;

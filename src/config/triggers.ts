@@ -108,7 +108,8 @@ export const bindingsSchema = z
   .default({});
 
 export type Triggers = z.output<typeof triggersSchema>;
-export type CronTrigger = Triggers['cron'][number];
+/** A schedule; `timer` names the Azure app.timer it runs (set at deploy from the code, never in the manifest). */
+export type CronTrigger = Triggers['cron'][number] & { timer?: string };
 export type TopicTrigger = Triggers['topics'][number];
 export type BucketTrigger = Triggers['buckets'][number];
 export type Bindings = z.output<typeof bindingsSchema>;

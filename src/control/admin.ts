@@ -37,9 +37,13 @@ const DEFAULT_LOG_LIMIT = 100;
  */
 export function createAdminServer(deps: AdminDeps): Server {
   const expected = digest(deps.token);
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     handle(deps, expected, req, res).catch((err: unknown) => sendError(res, err));
   });
+  // Bucket uploads and downloads stream for as long as they take (Node would cut a
+  // request at 300 s); headers must still arrive within headersTimeout.
+  server.requestTimeout = 0;
+  return server;
 }
 
 function digest(value: string): Buffer {

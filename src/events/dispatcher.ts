@@ -226,10 +226,16 @@ export class Dispatcher {
     }
     const live: Lease[] = [];
     const settled: Promise<void>[] = [];
+    // Settlements start before the function is called: each is marked handled now, and
+    // awaited (its error surfaced) at the end.
+    const settle = (p: Promise<void>) => {
+      p.catch(() => {});
+      settled.push(p);
+    };
     for (const l of leases) {
       if (started < l.message.expiresAt) live.push(l);
       else
-        settled.push(
+        settle(
           this.#queue.deadLetter(l, `the event is older than the function's maxEventAge; last error: ${l.message.lastError ?? 'none'}`, undefined, [], started),
         );
     }
@@ -261,9 +267,9 @@ export class Dispatcher {
       live.forEach((l, i) => {
         const record = recordOf(outcome, now - started, l.message.attempts);
         const s = settlements[i];
-        if (s.ok) settled.push(this.#queue.complete(l, { status: 'succeeded', result: record }, [], now));
-        else if (s.final) settled.push(this.#queue.complete(l, { status: 'failed', result: { ...record, reason: s.error } }, [], now));
-        else settled.push(this.#retryOrDeadLetter(l, s.error, now, record, [], s.delayMs));
+        if (s.ok) settle(this.#queue.complete(l, { status: 'succeeded', result: record }, [], now));
+        else if (s.final) settle(this.#queue.complete(l, { status: 'failed', result: { ...record, reason: s.error } }, [], now));
+        else settle(this.#retryOrDeadLetter(l, s.error, now, record, [], s.delayMs));
       });
     }
     await Promise.all(settled);

@@ -6,7 +6,7 @@ import { NimbusError } from '../shared/errors.js';
 import { Dispatcher, type DispatcherOptions, functionQueue, type InvokeMeta } from './dispatcher.js';
 import type { BucketSource, EventMeta, ObjectSummary, TopicSource } from './formats.js';
 import type { EnqueueResult, Message, NewMessage, Queue } from './queue.js';
-import { cronMarkPrefix, Scheduler } from './scheduler.js';
+import { Scheduler } from './scheduler.js';
 
 /** One message to publish to a topic. */
 export interface TopicMessage {
@@ -108,7 +108,7 @@ export class Events {
     }
     this.#checkRoom(subs.length * messages.length);
     const now = this.#now();
-    const ids = messages.map(() => randomUUID());
+    const ids: string[] = messages.map(() => randomUUID());
     const queued: NewMessage[] = [];
     messages.forEach((m, i) => {
       for (const spec of subs) {
@@ -124,7 +124,14 @@ export class Events {
         });
       }
     });
-    await this.queue.enqueue(queued, now);
+    const results = await this.queue.enqueue(queued, now);
+    // A repeated publish (same Idempotency-Key) answers with the ids of the first one.
+    for (let i = 0; i < ids.length; i++) {
+      const first = results[i * subs.length];
+      if (!first?.duplicate) continue;
+      const earlier = (await this.queue.get(first.id))?.meta.messageId;
+      if (typeof earlier === 'string') ids[i] = earlier;
+    }
     this.dispatcher.wake();
     return { ids, subscribers: subs.map((s) => s.name) };
   }
@@ -208,12 +215,12 @@ export class Events {
   /** A removed function's events go with it. */
   async removeFunction(fn: string): Promise<void> {
     await this.queue.drop(functionQueue(fn));
-    await this.queue.deleteMarks(cronMarkPrefix(fn));
+    await this.scheduler.forget(fn);
   }
 
   async stop(graceMs: number): Promise<void> {
     clearInterval(this.#pruneTimer);
-    this.scheduler.stop();
+    await this.scheduler.stop();
     await this.dispatcher.stop(graceMs);
   }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Cron } from 'croner';
 import type { BufferedRequest, BufferedResponse } from '../gateway/call.js';
 import { EVENT_STYLES } from '../gateway/lambda-api.js';
 import { judge } from './backoff.js';
@@ -10,6 +11,8 @@ export interface CronSource {
   schedule: string;
   timezone: string;
   index: number;
+  /** The Azure app.timer this schedule runs (by name), when the code declared timers. */
+  timer?: string;
   /** The tick, epoch ms. */
   scheduledTime: number;
   /** Ticks skipped before this one while the platform was down. */
@@ -121,7 +124,8 @@ function scheduled(m: Message, s: CronSource): EventDelivery {
 }
 
 function timer(m: Message, s: CronSource): EventDelivery {
-  const body = { schedule: s.schedule, scheduledTime: s.scheduledTime, isPastDue: s.missed > 0, missed: s.missed };
+  const next = new Cron(s.schedule, { paused: true, timezone: s.timezone }).nextRun(new Date(s.scheduledTime));
+  const body = { name: s.timer, schedule: s.schedule, scheduledTime: s.scheduledTime, nextTime: next?.getTime(), isPastDue: s.missed > 0, missed: s.missed };
   return { request: { head: head(m, ['content-type', 'application/json'], { trigger: 'timer' }), body: json(body) }, settle: (res) => byStatus(1, res) };
 }
 
@@ -136,6 +140,23 @@ function r2Notification(s: BucketSource): Record<string, unknown> {
   };
 }
 
+/**
+ * The id a consumer sees: a topic message keeps the id its publish returned, the same
+ * for every subscriber (as a CloudEvent's id is); other events use their queue id.
+ */
+function eventId(m: Message): string {
+  const id = (m.meta as { messageId?: unknown }).messageId;
+  return typeof id === 'string' ? id : m.id;
+}
+
+/** Settles by the ids the consumer saw (unique within one function's batch). */
+function byEventId(messages: Message[]): Map<string, Message> {
+  return new Map(messages.map((m) => [eventId(m), m]));
+}
+
+/** The longest retry({ delaySeconds }) honoured: 12 hours, as Cloudflare Queues. */
+export const MAX_RETRY_DELAY_S = 43_200;
+
 /** What the Workers shim answers for a queue() batch. */
 interface QueueAnswer {
   results: { id: string; retry: boolean; delaySeconds?: number }[];
@@ -148,7 +169,7 @@ function queueBatch(messages: Message[]): EventDelivery {
     const s = (m.meta as unknown as EventMeta).source as TopicSource | BucketSource;
     const body = s.type === 'topic' ? m.body : json(r2Notification(s));
     return {
-      id: m.id,
+      id: eventId(m),
       timestamp: s.type === 'topic' ? s.publishedAt : s.at,
       attempts: m.attempts,
       contentType: s.type === 'topic' ? s.contentType : 'application/json',
@@ -160,13 +181,21 @@ function queueBatch(messages: Message[]): EventDelivery {
     request: { head: head(messages[0], ['content-type', 'application/json'], { trigger: 'queue' }), body: json({ queue, messages: items }) },
     settle(res) {
       if (res.head.status !== 200) return byStatus(messages.length, res);
-      const answer = JSON.parse(res.body.toString('utf8')) as QueueAnswer;
-      const byId = new Map(answer.results.map((r) => [r.id, r]));
+      let answer: QueueAnswer;
+      try {
+        answer = JSON.parse(res.body.toString('utf8')) as QueueAnswer;
+        if (!Array.isArray(answer.results)) throw new Error('no results');
+      } catch {
+        return messages.map(() => ({ ok: false, final: false, error: 'the queue() answer could not be read' }));
+      }
+      const byId = new Map(answer.results.map((r) => [r?.id, r]));
       return messages.map((m): Settlement => {
-        const r = byId.get(m.id);
+        const r = byId.get(eventId(m));
         if (!r?.retry) return { ok: true };
         const why = answer.error ? `queue() threw: ${answer.error}` : 'queue() asked to retry the message';
-        return { ok: false, final: false, error: why, ...(r.delaySeconds !== undefined ? { delayMs: r.delaySeconds * 1000 } : {}) };
+        const delay = r.delaySeconds === undefined ? Number.NaN : Number(r.delaySeconds);
+        const delayMs = Number.isFinite(delay) && delay >= 0 ? Math.min(delay, MAX_RETRY_DELAY_S) * 1000 : undefined;
+        return { ok: false, final: false, error: why, ...(delayMs !== undefined ? { delayMs } : {}) };
       });
     },
   };
@@ -197,24 +226,46 @@ function awsEvent(messages: Message[], source: EventSource): EventDelivery {
     request: { head: head(first, ['content-type', 'application/json'], { event: true }), body: json(event) },
     settle(res) {
       if (res.head.status >= 300 || source.type !== 'topic') return byStatus(messages.length, res);
-      // SQS partial batch response: only the listed messages failed.
-      let failed = new Set<string>();
+      // SQS partial batch response: only the listed messages failed. An answer Lambda
+      // could not read (batchItemFailures not a list of { itemIdentifier }) fails the
+      // whole batch, as Lambda does.
+      const text = res.body.toString('utf8');
+      let result: unknown;
       try {
-        const result = JSON.parse(res.body.toString('utf8')) as { batchItemFailures?: { itemIdentifier: string }[] } | null;
-        failed = new Set((result?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+        result = text.trim() === '' ? null : JSON.parse(text);
       } catch {
-        // Not JSON: a plain success.
+        return messages.map(() => ({ ok: true }) as Settlement); // Not JSON: a plain success.
       }
-      return messages.map((m): Settlement => (failed.has(m.id) ? { ok: false, final: false, error: 'reported in batchItemFailures' } : { ok: true }));
+      const failures = (result as { batchItemFailures?: unknown } | null)?.batchItemFailures;
+      if (failures === undefined || failures === null) return messages.map(() => ({ ok: true }) as Settlement);
+      const ids = byEventId(messages);
+      const valid =
+        Array.isArray(failures) &&
+        failures.every(
+          (f) => typeof (f as { itemIdentifier?: unknown })?.itemIdentifier === 'string' && ids.has((f as { itemIdentifier: string }).itemIdentifier),
+        );
+      if (!valid)
+        return messages.map(() => ({
+          ok: false,
+          final: false,
+          error: 'batchItemFailures is malformed or names an unknown messageId: the whole batch is retried',
+        }));
+      const failed = new Set(failures.map((f) => (f as { itemIdentifier: string }).itemIdentifier));
+      return messages.map((m): Settlement => (failed.has(eventId(m)) ? { ok: false, final: false, error: 'reported in batchItemFailures' } : { ok: true }));
     },
   };
 }
 
 function sqsRecord(m: Message): Record<string, unknown> {
   const s = (m.meta as unknown as EventMeta).source as TopicSource;
-  const body = m.body.toString('utf8');
+  // SQS bodies are text: a message that is not UTF-8 travels as base64, and says so.
+  const text = m.body.toString('utf8');
+  const binary = !Buffer.from(text, 'utf8').equals(m.body);
+  const body = binary ? m.body.toString('base64') : text;
+  const messageAttributes: Record<string, unknown> = { contentType: { stringValue: s.contentType, dataType: 'String' } };
+  if (binary) messageAttributes.contentTransferEncoding = { stringValue: 'base64', dataType: 'String' };
   return {
-    messageId: m.id,
+    messageId: eventId(m),
     receiptHandle: m.id,
     body,
     attributes: {
@@ -222,7 +273,7 @@ function sqsRecord(m: Message): Record<string, unknown> {
       SentTimestamp: String(s.publishedAt),
       ApproximateFirstReceiveTimestamp: String(m.enqueuedAt),
     },
-    messageAttributes: { contentType: { stringValue: s.contentType, dataType: 'String' } },
+    messageAttributes,
     md5OfBody: createHash('md5').update(body).digest('hex'),
     eventSource: 'aws:sqs',
     eventSourceARN: `arn:aws:sqs:${REGION}:${ACCOUNT}:${s.topic}`,
@@ -277,7 +328,7 @@ function cloudEvent(m: Message, s: EventSource): EventDelivery {
     'ce-specversion',
     '1.0',
     'ce-id',
-    m.id,
+    eventId(m),
     'ce-source',
     source,
     'ce-type',

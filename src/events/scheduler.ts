@@ -57,6 +57,7 @@ export class Scheduler {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> = Promise.resolve();
   #stopped = true;
+  #wakeAt: number | undefined;
 
   constructor(queue: Queue, opts: { now: () => number; onQueued: () => void }) {
     this.#queue = queue;
@@ -82,20 +83,44 @@ export class Scheduler {
     return this.runDue();
   }
 
-  stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
+  /** When the timer will next run the due ticks (epoch ms on the injected clock), or undefined when stopped. */
+  get nextWakeAt(): number | undefined {
+    return this.#wakeAt;
   }
 
-  /** Queues every tick that is due now; runs are serialised. */
+  /** Stops the timer and waits for a run in progress, so nothing is queued after it resolves. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#wakeAt = undefined;
+    await this.#running;
+  }
+
+  /** A removed function's schedules go, then its marks (after any run that could still write one). */
+  forget(fn: string): Promise<void> {
+    const run = this.#running.then(async () => {
+      this.#schedules = this.#schedules.filter((s) => s.fn !== fn);
+      await this.#queue.deleteMarks(cronMarkPrefix(fn));
+    });
+    this.#running = run.catch(() => {});
+    return run;
+  }
+
+  /** Queues every tick that is due now; runs are serialised. A failed run is logged and the timer armed again. */
   runDue(): Promise<void> {
-    const run = this.#running.then(() => this.#runDue());
+    const run = this.#running.then(async () => {
+      const now = this.#now();
+      try {
+        await this.#runDue(now);
+      } finally {
+        this.#arm(now);
+      }
+    });
     this.#running = run.catch((err: unknown) => console.error('nimbus: scheduler:', err));
     return run;
   }
 
-  async #runDue(): Promise<void> {
-    const now = this.#now();
+  async #runDue(now: number): Promise<void> {
     const messages: NewMessage[] = [];
     const marks: [string, number][] = [];
     for (const s of this.#schedules) {
@@ -117,6 +142,7 @@ export class Scheduler {
         schedule: s.trigger.schedule,
         timezone: s.trigger.timezone,
         index: s.index,
+        ...(s.trigger.timer === undefined ? {} : { timer: s.trigger.timer }),
         scheduledTime: due.tick,
         missed: due.missed,
       };
@@ -136,19 +162,21 @@ export class Scheduler {
       this.#onQueued();
     }
     for (const [mark, value] of marks) await this.#queue.setMark(mark, value);
-    this.#arm(now);
   }
 
   /** Sleeps until the earliest next tick (at most a minute, so a changed clock is noticed). */
   #arm(now: number): void {
     clearTimeout(this.#timer);
+    this.#wakeAt = undefined;
     if (this.#stopped) return;
     let wait = SCHEDULER_MAX_SLEEP_MS;
     for (const s of this.#schedules) {
       const next = s.cron.nextRun(new Date(now));
       if (next) wait = Math.min(wait, Math.max(0, next.getTime() - now));
     }
-    this.#timer = setTimeout(() => void this.runDue(), wait);
+    this.#wakeAt = now + wait;
+    // A failed run is logged by runDue and arms the timer again.
+    this.#timer = setTimeout(() => this.runDue().catch(() => {}), wait);
     this.#timer.unref();
   }
 }

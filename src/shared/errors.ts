@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   NIMBUS_INVOCATION_NOT_FOUND: { status: 404, hint: 'check the id from the 202 response; finished records are kept for 24 h' },
   NIMBUS_KEY_NOT_FOUND: { status: 404, hint: 'the key was never written, was deleted, or expired; list keys with `nimbus kv ls <namespace>`' },
   NIMBUS_OBJECT_NOT_FOUND: { status: 404, hint: 'no such object; list the bucket with `nimbus bucket ls <bucket>`' },
+  NIMBUS_RANGE_NOT_SATISFIABLE: { status: 416, hint: 'ask for a range inside the object: Content-Range says its size (bytes */<size>)' },
   NIMBUS_TOPIC_NOT_FOUND: { status: 404, hint: 'no function subscribes to the topic; add it under triggers.topics in a nimbus.yaml and deploy' },
   NIMBUS_UNAUTHORIZED_BINDING: { status: 403, hint: 'the function can reach only the KV namespaces, buckets and topics bound in its nimbus.yaml' },
   NIMBUS_QUEUE_FULL: { status: 429, hint: 'too many events are waiting; retry after the Retry-After delay, or let the backlog drain' },

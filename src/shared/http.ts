@@ -8,6 +8,9 @@ export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
 /** Headers about one connection, never forwarded between client, gateway, function and callback. */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
+/** Every error answer of the platform names its code here as well as in the JSON body. */
+export const ERROR_CODE_HEADER = 'x-nimbus-error-code';
+
 export function sendError(res: ServerResponse, err: unknown, requestId?: string): void {
   const e = toNimbusError(err);
   if (e.code === 'NIMBUS_INTERNAL' && !(err instanceof NimbusError)) console.error('nimbus: internal error', requestId ?? '', err);
@@ -16,7 +19,12 @@ export function sendError(res: ServerResponse, err: unknown, requestId?: string)
     return;
   }
   const body = JSON.stringify(e.toJSON(requestId));
-  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  // The code is a header too, for answers without a body (HEAD).
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    [ERROR_CODE_HEADER]: e.code,
+  };
   if (requestId) headers[REQUEST_ID_HEADER] = requestId;
   if (e.status === 429 || e.status === 503) headers['retry-after'] = RETRY_AFTER_S;
   Object.assign(headers, e.headers);

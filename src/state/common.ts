@@ -28,6 +28,8 @@ export function keyBytes(kind: 'KV' | 'object', key: unknown, maxBytes: number):
   const limit = `a ${kind} key is 1-${maxBytes} bytes of UTF-8 without NUL characters`;
   if (typeof key !== 'string' || key.length === 0) throw new NimbusError('NIMBUS_INVALID_KEY', `${kind} key must be a non-empty string: ${limit}`);
   if (key.includes('\0')) throw new NimbusError('NIMBUS_INVALID_KEY', `${kind} key ${show(key)} contains a NUL character: ${limit}`);
+  // URLs treat these as "this folder" and "the parent": no client could name them (Workers KV refuses them too).
+  if (key === '.' || key === '..') throw new NimbusError('NIMBUS_INVALID_KEY', `${kind} key ${show(key)} cannot be "." or "..": ${limit}`);
   const bytes = Buffer.from(key, 'utf8');
   // A lone surrogate would be stored as U+FFFD and collide with other keys.
   if (bytes.toString('utf8') !== key) throw new NimbusError('NIMBUS_INVALID_KEY', `${kind} key ${show(key)} is not valid Unicode: ${limit}`);

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MAX_PUBLISH_BATCH, MAX_TOPIC_MESSAGE_BYTES } from '../config/defaults.js';
+import { MAX_PUBLISH_BATCH, MAX_PUBLISH_BATCH_JSON_BYTES, MAX_TOPIC_MESSAGE_BYTES } from '../config/defaults.js';
 import { RESOURCE_NAME_PATTERN } from '../config/triggers.js';
 import type { Events, TopicMessage } from '../events/events.js';
 import { NimbusError } from '../shared/errors.js';
@@ -20,17 +20,20 @@ export interface StateDeps {
 export type Resolve = (kind: 'kv' | 'bucket' | 'topic', name: string) => string;
 
 const META_PREFIX = 'x-nimbus-meta-';
-const MAX_BATCH_JSON_BYTES = MAX_PUBLISH_BATCH * MAX_TOPIC_MESSAGE_BYTES;
+const MAX_BATCH_JSON_BYTES = MAX_PUBLISH_BATCH_JSON_BYTES;
 
 /**
  * The state routes (docs/state.md), the same for the admin API and for functions:
  *   /v1/kv/<ns>/keys[/<key>]            list; GET, PUT (?ttl=s | ?expiration=epoch-s), DELETE a value
  *   /v1/buckets/<b>/objects[/<key>]     list; GET (Range), HEAD, PUT (streamed), DELETE an object
  *   /v1/topics/<t>/messages | /batch    publish one message (the body) or a JSON batch
- * Keys are the rest of the path, percent-decoded. Returns false for other paths.
+ * Keys are the rest of the path, percent-decoded. The path is read as the client sent it
+ * (req.url), not as URL parsing normalises it, so "a/../b" and "%2E" stay part of a key
+ * instead of walking up the path. Returns false for other paths.
  */
 export async function handleState(deps: StateDeps, resolve: Resolve, method: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  const m = /^\/v1\/(kv|buckets|topics)\/([^/]+)\/(keys|objects|messages|batch)(?:\/(.*))?$/s.exec(url.pathname);
+  const raw = (req.url ?? '/').split('?', 1)[0];
+  const m = /^\/v1\/(kv|buckets|topics)\/([^/]+)\/(keys|objects|messages|batch)(?:\/(.*))?$/s.exec(raw);
   if (!m) return false;
   const [, area, rawName, what, rawKey] = m;
   const kind = area === 'kv' ? 'kv' : area === 'buckets' ? 'bucket' : 'topic';
@@ -195,16 +198,23 @@ async function bucket(
   });
 }
 
-/** One "bytes=" range of a known size; anything else is ignored (the whole object is sent), as servers may. */
+/**
+ * One "bytes=" range of a known size; anything else is ignored (the whole object is
+ * sent), as servers may. A range that selects none of a non-empty object's bytes is 416 with "bytes *\/<size>".
+ */
 function parseRange(header: string | undefined, size: number): { offset: number; length?: number } | undefined {
   const m = header ? /^bytes=(\d*)-(\d*)$/.exec(header.trim()) : null;
+  // An empty object is sent whole: a range of nothing is not worth an error.
   if (!m || (m[1] === '' && m[2] === '') || size === 0) return undefined;
+  const unsatisfiable = (why: string) =>
+    new NimbusError('NIMBUS_RANGE_NOT_SATISFIABLE', `${why}; the object has ${size} bytes`, { headers: { 'content-range': `bytes */${size}` } });
   if (m[1] === '') {
     const n = Math.min(Number(m[2]), size);
+    if (n === 0) throw unsatisfiable(`the range ${header} selects no bytes`);
     return { offset: size - n, length: n };
   }
   const start = Number(m[1]);
-  if (start >= size) throw new NimbusError('NIMBUS_INVALID_REQUEST', `the range starts at ${start}, past the object's ${size} bytes`, { status: 416 });
+  if (start >= size) throw unsatisfiable(`the range starts at byte ${start}`);
   const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   if (end < start) return undefined;
   return { offset: start, length: end - start + 1 };

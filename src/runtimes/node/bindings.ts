@@ -32,11 +32,12 @@ async function call(ep: Endpoint, method: string, path: string, init: { body?: B
   }
   const res = await fetch(`${ep.url}${path}`, req);
   if (res.status === 404 && (method === 'GET' || method === 'HEAD')) {
-    const code = res.headers.get('content-type')?.includes('json') ? ((await res.clone().json()) as { error?: { code?: string } }).error?.code : undefined;
+    // The code is in a header as well, since a HEAD answer has no body.
+    const code = res.headers.get('x-nimbus-error-code');
     if (code === 'NIMBUS_KEY_NOT_FOUND' || code === 'NIMBUS_OBJECT_NOT_FOUND') return res;
   }
   if (res.status >= 400) {
-    let message = `${res.status}`;
+    let message = `${res.status} ${res.headers.get('x-nimbus-error-code') ?? ''}`.trim();
     try {
       const e = ((await res.json()) as { error?: { code: string; message: string } }).error;
       if (e) message = `${e.code}: ${e.message}`;
@@ -48,7 +49,12 @@ async function call(ep: Endpoint, method: string, path: string, init: { body?: B
   return res;
 }
 
-const keyPath = (key: string) => encodeURIComponent(String(key));
+/** A key as one path segment. "", "." and ".." cannot be one (URLs read them as the folder, or its parent). */
+function keyPath(key: string): string {
+  const k = String(key);
+  if (k === '' || k === '.' || k === '..') throw new TypeError(`NIMBUS_INVALID_KEY: a key cannot be ${JSON.stringify(k)}`);
+  return encodeURIComponent(k);
+}
 
 /** Workers KV: get (text, json, arrayBuffer, stream), put with expirationTtl/expiration, delete, list. */
 class KvNamespace {

@@ -35,16 +35,19 @@ export function loadAzureHttp(
       const result = (await options.handler(azureRequest, context)) as ResponseInit | Response | undefined;
       return toResponse(result);
     },
-    /** A tick of a schedule: the timer registered with that schedule (or the only one) gets Azure's Timer object. */
+    /** A tick of a schedule: the timer it names (or, for older events, the one with that schedule, or the only one) gets Azure's Timer object. */
     async timer(tick: TimerTick): Promise<void> {
       const entries = [...timers];
-      const [timerName, timer] = entries.find(([, t]) => t.schedule === tick.schedule) ?? (entries.length === 1 ? entries[0] : []);
+      const [timerName, timer] =
+        (tick.name !== undefined ? entries.find(([n]) => n === tick.name) : entries.find(([, t]) => t.schedule.trim() === tick.schedule)) ??
+        (entries.length === 1 ? entries[0] : []);
       if (!timer || timerName === undefined)
         throw new Error(
-          `no app.timer() is registered for schedule "${tick.schedule}" (registered: ${entries.map(([n, t]) => `${n}: ${t.schedule}`).join(', ') || 'none'})`,
+          `no app.timer() is registered as "${tick.name ?? tick.schedule}" (registered: ${entries.map(([n, t]) => `${n}: ${t.schedule}`).join(', ') || 'none'})`,
         );
-      const at = new Date(tick.scheduledTime).toISOString();
-      const myTimer = { isPastDue: tick.isPastDue, schedule: { adjustForDST: true }, scheduleStatus: { last: at, next: at, lastUpdated: at } };
+      const last = new Date(tick.scheduledTime).toISOString();
+      const next = tick.nextTime === undefined ? last : new Date(tick.nextTime).toISOString();
+      const myTimer = { isPastDue: tick.isPastDue, schedule: { adjustForDST: true }, scheduleStatus: { last, next, lastUpdated: last } };
       await timer.handler(myTimer, azureContext(timerName, 'timerTrigger'));
     },
   };

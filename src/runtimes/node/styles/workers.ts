@@ -11,8 +11,12 @@ interface WorkersModule {
 }
 
 export interface TimerTick {
+  /** The app.timer to run, by name (older events carry only the schedule). */
+  name?: string;
   schedule: string;
   scheduledTime: number;
+  /** The schedule's next tick after this one, epoch ms. */
+  nextTime?: number;
   isPastDue: boolean;
   missed: number;
 }
@@ -151,6 +155,8 @@ async function runQueue(
 ): Promise<InvocationResult> {
   const decided = new Map<string, { retry: boolean; delaySeconds?: number }>();
   const decide = (id: string, retry: boolean, delaySeconds?: number) => {
+    if (delaySeconds !== undefined && !(typeof delaySeconds === 'number' && delaySeconds >= 0 && delaySeconds <= 43_200))
+      throw new RangeError(`retry({ delaySeconds }) takes 0 to 43200 seconds (12 hours); got ${String(delaySeconds)}`);
     if (!decided.has(id)) decided.set(id, { retry, ...(delaySeconds !== undefined ? { delaySeconds } : {}) });
   };
   const messages: QueueMessage[] = payload.messages.map((m) => ({
