@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ArtifactStore } from './artifacts/artifact-store.js';
+import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.js';
 import { DEFAULT_WARM_POOL_SIZE, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
 import { createAdminServer } from './control/admin.js';
 import { FunctionRegistry } from './control/registry.js';
@@ -26,20 +27,13 @@ export interface PlatformOptions {
   port: number;
   adminPort: number;
   warmPoolSize?: number;
+  /** Instances of all functions together, at most. */
+  maxInstances?: number;
   /** Retry timing, queue limit and clock of the event queue (tests shorten them). */
   events?: EventsOptions;
 }
 
-/** Files in the data dir that the CLI reads to find a running platform. */
-export const TOKEN_FILE = 'admin-token';
-export const RUNTIME_FILE = 'runtime.json';
 const LOCK_FILE = 'nimbus.pid';
-
-export interface RuntimeInfo {
-  pid: number;
-  gatewayUrl: string;
-  adminUrl: string;
-}
 
 /**
  * The whole platform in one process: store, bundle store, runtime, gateway and admin
@@ -87,6 +81,7 @@ export class Platform {
         },
         codeRoot: artifacts.root,
         warmPoolSize: opts.warmPoolSize ?? DEFAULT_WARM_POOL_SIZE,
+        maxInstances: opts.maxInstances,
         onLog: (owner, log) => {
           if (owner) this.logs.add({ name: owner.name, version: owner.version, requestId: log.requestId, stream: log.stream, ts: Date.now(), line: log.line });
           else if (log.line) process.stderr.write(`nimbus: generic instance: ${log.line}\n`);

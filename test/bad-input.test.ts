@@ -51,7 +51,7 @@ describe('bad input gets its documented status and code, and the platform keeps 
     const fields = (error.details as { field: string; value: unknown; message: string }[]).map((d) => d.field).sort();
     assert.deepEqual(fields, ['extra', 'memory', 'runtime', 'scale.concurency', 'scale.max', 'timeout']);
     assert.match(error.message, /memory: memory \(MB\) must be at least 128 \(got 64\)/);
-    assert.match(error.message, /scale\.concurency: unknown field; allowed here: min, max, concurrency, idleTimeout \(got 3\)/);
+    assert.match(error.message, /scale\.concurency: unknown field; allowed here: min, max, concurrency, idleTimeout, window, utilization \(got 3\)/);
   });
 
   test('a handler that names no file → 400 NIMBUS_INVALID_MANIFEST', async () => {

@@ -60,9 +60,19 @@ export interface TestPlatform {
 const running = new Set<Platform>();
 
 /** Starts a platform on ports the OS picks with a temp data dir; stopped when the file ends. */
-export async function startPlatform(opts: { warmPoolSize?: number; events?: EventsOptions; dataDir?: string } = {}): Promise<TestPlatform> {
+export async function startPlatform(
+  opts: { warmPoolSize?: number; maxInstances?: number; events?: EventsOptions; dataDir?: string } = {},
+): Promise<TestPlatform> {
   const dataDir = opts.dataDir ?? tempDir('nimbus-data-');
-  const platform = await Platform.start({ dataDir, host: '127.0.0.1', port: 0, adminPort: 0, warmPoolSize: opts.warmPoolSize ?? 1, events: opts.events });
+  const platform = await Platform.start({
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    adminPort: 0,
+    warmPoolSize: opts.warmPoolSize ?? 1,
+    maxInstances: opts.maxInstances,
+    events: opts.events,
+  });
   running.add(platform);
   after(() => platform.stop(2_000));
   const admin = (method: string, path: string, body?: Uint8Array | string, headers?: Record<string, string>) =>

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_CONCURRENCY, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MEMORY_MB, DEFAULT_SCALE_MAX, DEFAULT_TIMEOUT_MS } from '../src/config/defaults.js';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MEMORY_MB,
+  DEFAULT_SCALE_MAX,
+  DEFAULT_SCALE_WINDOW_MS,
+  DEFAULT_TIMEOUT_MS,
+  DEFAULT_UTILIZATION_PERCENT,
+} from '../src/config/defaults.js';
 import { BUNDLE_EXTENSIONS, resolveHandler, SOURCE_EXTENSIONS } from '../src/config/handler.js';
 import { parseManifest, validateFunctionName } from '../src/config/manifest.js';
 import { NimbusError } from '../src/shared/errors.js';
@@ -21,10 +29,18 @@ describe('manifest', () => {
     const m = parseManifest({});
     assert.deepEqual(m, {
       runtime: 'node',
+      isolation: 'process',
       env: {},
       memory: DEFAULT_MEMORY_MB,
       timeout: DEFAULT_TIMEOUT_MS,
-      scale: { min: 0, max: DEFAULT_SCALE_MAX, concurrency: DEFAULT_CONCURRENCY, idleTimeout: DEFAULT_IDLE_TIMEOUT_MS },
+      scale: {
+        min: 0,
+        max: DEFAULT_SCALE_MAX,
+        concurrency: DEFAULT_CONCURRENCY,
+        idleTimeout: DEFAULT_IDLE_TIMEOUT_MS,
+        window: DEFAULT_SCALE_WINDOW_MS,
+        utilization: DEFAULT_UTILIZATION_PERCENT,
+      },
       retries: 2,
       maxEventAge: 6 * 3_600_000,
       triggers: { cron: [], topics: [], buckets: [] },

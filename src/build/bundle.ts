@@ -129,7 +129,7 @@ function zipBundle(files: Record<string, Uint8Array>, manifest: Manifest & { nam
     ...manifest,
     handler,
     timeout: `${manifest.timeout}ms`,
-    scale: { ...manifest.scale, idleTimeout: `${manifest.scale.idleTimeout}ms` },
+    scale: { ...manifest.scale, idleTimeout: `${manifest.scale.idleTimeout}ms`, window: `${manifest.scale.window}ms` },
     maxEventAge: `${manifest.maxEventAge}ms`,
   };
   return zipSync(

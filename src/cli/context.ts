@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from '../config/data-files.js';
 import { DEFAULT_DATA_DIR } from '../config/defaults.js';
-import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from '../platform.js';
 import { type ErrorCode, isErrorCode, NimbusError } from '../shared/errors.js';
 
 /** Exit codes every command uses (docs/cli.md). */

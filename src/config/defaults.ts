@@ -13,6 +13,16 @@ export const DEFAULT_SCALE_MIN = 0;
 export const DEFAULT_SCALE_MAX = 10;
 export const DEFAULT_CONCURRENCY = 8;
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** The autoscaler's stable window (Knative's default); its panic window is a tenth of it. */
+export const DEFAULT_SCALE_WINDOW_MS = 60_000;
+export const MIN_SCALE_WINDOW_MS = 6_000;
+export const MAX_SCALE_WINDOW_MS = 3_600_000;
+/** The autoscaler aims for this share of scale.concurrency per instance. */
+export const DEFAULT_UTILIZATION_PERCENT = 70;
+/** How often the autoscaler decides for the functions that have traffic. */
+export const AUTOSCALER_TICK_MS = 1_000;
+/** Instances (of every function) the platform runs at most; idle ones make room for busy ones. */
+export const DEFAULT_MAX_INSTANCES = 200;
 export const MAX_ENV_BYTES = 4_096;
 
 export const MAX_REQUEST_BODY_BYTES = 6 * 1024 * 1024;
@@ -25,6 +35,8 @@ export const MAX_QUEUED_REQUESTS_PER_FUNCTION = 1_000;
 export const RETRY_AFTER_S = 1;
 /** Pre-started generic Node shims kept ready for the default memory size. */
 export const DEFAULT_WARM_POOL_SIZE = 2;
+/** The most pre-started generic instances the warm pool grows to under a burst of cold starts. */
+export const WARM_POOL_MAX_SIZE = 8;
 /** Wait after taking a pre-started instance before starting its replacement. */
 export const WARM_POOL_REFILL_DELAY_MS = 100;
 export const INSTANCE_START_TIMEOUT_MS = 10_000;
@@ -32,6 +44,17 @@ export const INSTANCE_START_TIMEOUT_MS = 10_000;
 export const PROCESS_READY_TIMEOUT_MS = 10_000;
 export const INSTANCE_STOP_GRACE_MS = 2_000;
 export const MEMORY_CHECK_INTERVAL_MS = 250;
+/** Share of `memory` a V8 heap's old generation may use (process and thread instances alike), and its floor. */
+export const HEAP_SHARE_OF_MEMORY = 0.8;
+export const MIN_HEAP_MB = 64;
+/** Thread isolation: the worker's young generation gets this share of `memory`, within these bounds (48 MB is V8's own default). */
+export const THREAD_YOUNG_GENERATION_SHARE = 0.1;
+export const MIN_THREAD_YOUNG_GENERATION_MB = 8;
+export const MAX_THREAD_YOUNG_GENERATION_MB = 48;
+/** Thread isolation: the worker's stack (Node's default). */
+export const THREAD_STACK_MB = 4;
+/** How often a thread instance reports its heap and external memory for the watchdog. */
+export const THREAD_MEMORY_REPORT_INTERVAL_MS = 100;
 export const SHUTDOWN_DRAIN_TIMEOUT_MS = 30_000;
 
 export const LOG_FLUSH_INTERVAL_MS = 100;

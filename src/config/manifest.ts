@@ -8,14 +8,18 @@ import {
   DEFAULT_RETRIES,
   DEFAULT_SCALE_MAX,
   DEFAULT_SCALE_MIN,
+  DEFAULT_SCALE_WINDOW_MS,
   DEFAULT_TIMEOUT_MS,
+  DEFAULT_UTILIZATION_PERCENT,
   MAX_ENV_BYTES,
   MAX_EVENT_AGE_MS,
   MAX_MEMORY_MB,
   MAX_RETRIES,
+  MAX_SCALE_WINDOW_MS,
   MAX_TIMEOUT_MS,
   MIN_EVENT_AGE_MS,
   MIN_MEMORY_MB,
+  MIN_SCALE_WINDOW_MS,
 } from './defaults.js';
 import { bindingsSchema, triggersSchema } from './triggers.js';
 
@@ -27,6 +31,11 @@ export const PYTHON_STYLES = ['lambda', 'openfaas', 'openfaas-classic', 'wsgi'] 
 /** How a program runs under runtime: process. */
 export const PROCESS_STYLES = ['http', 'stdio', 'lambda-runtime'] as const;
 const STYLE_MESSAGE = `style must be one of ${NODE_STYLES.join(', ')} for runtime node, ${PYTHON_STYLES.join(', ')} for runtime python, or ${PROCESS_STYLES.join(', ')} for runtime process (or left out to detect it)`;
+
+/** What an instance runs in (docs/runtime.md#thread-isolation). */
+export const ISOLATIONS = ['process', 'thread'] as const;
+const ISOLATION_MESSAGE =
+  'isolation must be "process" (each instance its own sandboxed process, the default) or "thread" (a worker thread in the platform\'s process: runtime node, trusted code only)';
 
 /** 1-63 characters, lower-case letters, digits and "-": safe in URLs, paths and DNS labels. */
 export const FUNCTION_NAME_PATTERN = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -115,6 +124,8 @@ export const manifestSchema = z
   .object({
     name: z.string().regex(FUNCTION_NAME_PATTERN, 'name must be 1-63 characters of a-z, 0-9 and "-", starting with a letter').optional(),
     runtime: z.enum(['node', 'python', 'process'], { errorMap: () => ({ message: 'runtime must be "node", "python" or "process"' }) }).default('node'),
+    /** What each instance runs in: its own sandboxed process, or a worker thread of the platform (trusted JavaScript only). */
+    isolation: z.enum(ISOLATIONS, { errorMap: () => ({ message: ISOLATION_MESSAGE }) }).default('process'),
     handler: z
       .string()
       .min(1)
@@ -142,6 +153,8 @@ export const manifestSchema = z
         max: int('scale.max', 1, 1_000).default(DEFAULT_SCALE_MAX),
         concurrency: int('scale.concurrency', 1, 1_000).default(DEFAULT_CONCURRENCY),
         idleTimeout: duration('scale.idleTimeout', 100, 86_400_000).default(DEFAULT_IDLE_TIMEOUT_MS / 1000),
+        window: duration('scale.window', MIN_SCALE_WINDOW_MS, MAX_SCALE_WINDOW_MS).default(DEFAULT_SCALE_WINDOW_MS / 1000),
+        utilization: int('scale.utilization (%)', 10, 100).default(DEFAULT_UTILIZATION_PERCENT),
       })
       .strict()
       .default({})
@@ -165,6 +178,13 @@ export const manifestSchema = z
         message: 'runtime process needs command (e.g. command: ./server.sh), or style: lambda-runtime with an executable bootstrap',
       });
     }
+    if (m.isolation === 'thread' && m.runtime !== 'node') {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['isolation'],
+        message: `isolation thread runs JavaScript in a worker thread of the platform, so it needs runtime node; runtime ${m.runtime} runs as a process (use isolation: process, the default)`,
+      });
+    }
     if (m.runtime !== 'process' && m.command !== undefined) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['command'], message: 'command is only used with runtime: process' });
     }
@@ -179,8 +199,8 @@ export type ManifestInput = z.input<typeof manifestSchema>;
 
 /** Field names per object, for "unknown field" messages (keyed by the top-level field; '' is the root). */
 const ALLOWED_FIELDS: Record<string, string> = {
-  '': 'name, runtime, handler, style, command, payloadFormat, env, memory, timeout, scale, retries, maxEventAge, triggers, bindings',
-  scale: 'min, max, concurrency, idleTimeout',
+  '': 'name, runtime, isolation, handler, style, command, payloadFormat, env, memory, timeout, scale, retries, maxEventAge, triggers, bindings',
+  scale: 'min, max, concurrency, idleTimeout, window, utilization',
   triggers: 'cron, topics, buckets (each entry: cron { schedule, timezone }, topics { topic, batchSize }, buckets { bucket, events, prefix })',
   bindings: 'kv, bucket or topic (one per binding)',
 };

@@ -1,6 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { DEAD_LETTER_RETENTION_MS, INVOCATION_RETENTION_MS, MAX_BUNDLE_BYTES } from '../config/defaults.js';
+import {
+  DEAD_LETTER_RETENTION_MS,
+  DEFAULT_SCALE_WINDOW_MS,
+  DEFAULT_UTILIZATION_PERCENT,
+  INVOCATION_RETENTION_MS,
+  MAX_BUNDLE_BYTES,
+} from '../config/defaults.js';
 import { functionNameFromPath } from '../config/manifest.js';
 import type { InvokeMeta } from '../events/dispatcher.js';
 import type { Events } from '../events/events.js';
@@ -216,15 +222,23 @@ function view(deps: AdminDeps, f: FunctionRecord, withVersions = false): Record<
     sha256: f.latest.sha256,
     url: `${deps.info().gatewayUrl}/fn/${f.name}`,
     runtime: c.runtime,
+    isolation: c.isolation ?? 'process',
     style: c.detectedStyle ?? c.style ?? null,
     handler: c.exportName ? `${c.entry}#${c.exportName}` : c.entry,
     memory: c.memory,
     timeoutMs: c.timeout,
-    scale: { min: c.scale.min, max: c.scale.max, concurrency: c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
+    scale: {
+      min: c.scale.min,
+      max: c.scale.max,
+      concurrency: c.scale.concurrency,
+      idleTimeoutMs: c.scale.idleTimeout,
+      windowMs: c.scale.window ?? DEFAULT_SCALE_WINDOW_MS,
+      utilization: c.scale.utilization ?? DEFAULT_UTILIZATION_PERCENT,
+    },
     envKeys: Object.keys(c.env),
     triggers: c.triggers ?? { cron: [], topics: [], buckets: [] },
     bindings: c.bindings ?? {},
-    instances: { ready, busy, coldStarts: pool?.coldStarts ?? 0 },
+    instances: { ready, busy, coldStarts: pool?.coldStarts ?? 0, ...(pool ? { autoscaler: pool.autoscaler } : {}) },
     createdAt: new Date(f.createdAt).toISOString(),
     updatedAt: new Date(f.updatedAt).toISOString(),
   };

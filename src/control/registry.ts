@@ -1,6 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { type ArtifactStore, readBundleZip } from '../artifacts/artifact-store.js';
-import { DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_RETRIES } from '../config/defaults.js';
+import { DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_RETRIES, DEFAULT_SCALE_WINDOW_MS, DEFAULT_UTILIZATION_PERCENT } from '../config/defaults.js';
 import { BUNDLE_EXTENSIONS, MANIFEST_FILES, PYTHON_EXTENSIONS, resolveHandler } from '../config/handler.js';
 import { parseManifest, validateFunctionName } from '../config/manifest.js';
 import { type CronTrigger, cronProblem, type Triggers } from '../config/triggers.js';
@@ -91,6 +91,8 @@ export class FunctionRegistry {
       this.#specs.set(record.name, spec);
       // Functions with scale.min > 0 are warm again after a restart.
       if (spec.scale.min > 0) runtime.pool(spec);
+      // The others' first request takes a pre-started instance: start the pools that start lazily (threads, Python).
+      else runtime.prewarm(spec);
     }
   }
 
@@ -205,12 +207,22 @@ export class FunctionRegistry {
       key: String(latest.id),
       name: record.name,
       runtime: c.runtime,
+      // Versions stored before isolation existed run as processes.
+      isolation: c.isolation ?? 'process',
       style: c.detectedStyle ?? c.style,
       version: latest.version,
       memoryMB: c.memory,
       timeoutMs: c.timeout,
       // A Lambda Runtime API bootstrap takes one event at a time, as on Lambda: more requests mean more instances.
-      scale: { min: c.scale.min, max: c.scale.max, concurrency: c.style === 'lambda-runtime' ? 1 : c.scale.concurrency, idleTimeoutMs: c.scale.idleTimeout },
+      scale: {
+        min: c.scale.min,
+        max: c.scale.max,
+        concurrency: c.style === 'lambda-runtime' ? 1 : c.scale.concurrency,
+        idleTimeoutMs: c.scale.idleTimeout,
+        // Versions stored before these fields existed get the defaults.
+        windowMs: c.scale.window ?? DEFAULT_SCALE_WINDOW_MS,
+        utilization: (c.scale.utilization ?? DEFAULT_UTILIZATION_PERCENT) / 100,
+      },
       // Versions stored before these fields existed get the defaults.
       async: { retries: c.retries ?? DEFAULT_RETRIES, maxEventAgeMs: c.maxEventAge ?? DEFAULT_MAX_EVENT_AGE_MS },
       triggers: c.triggers ?? NO_TRIGGERS,

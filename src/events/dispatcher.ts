@@ -157,8 +157,10 @@ export class Dispatcher {
 
   async #armTimer(): Promise<void> {
     const next = await this.#queue.nextAvailableAt();
-    const wait = next === undefined ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, Math.max(0, next - this.#now()));
     clearTimeout(this.#timer);
+    // Nothing queued or leased: every enqueue wakes the dispatcher, so an idle platform needs no timer.
+    if (next === undefined && this.#queue.pending() === 0) return;
+    const wait = next === undefined ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, Math.max(0, next - this.#now()));
     this.#timer = setTimeout(() => this.wake(), wait);
     this.#timer.unref();
   }

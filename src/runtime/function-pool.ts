@@ -1,6 +1,20 @@
-import { MAX_QUEUED_REQUESTS_PER_FUNCTION } from '../config/defaults.js';
+import { AUTOSCALER_TICK_MS, MAX_QUEUED_REQUESTS_PER_FUNCTION } from '../config/defaults.js';
 import type { Bindings, Triggers } from '../config/triggers.js';
 import { NimbusError } from '../shared/errors.js';
+import {
+  ConcurrencyWindow,
+  decideScale,
+  INITIAL_SCALE_STATE,
+  MAX_SCALE_DOWN_RATE,
+  MAX_SCALE_UP_RATE,
+  PANIC_THRESHOLD,
+  PANIC_WINDOW_FRACTION,
+  type Scalable,
+  ScaleLoop,
+  type ScalePolicy,
+  type ScaleState,
+} from './autoscaler.js';
+import type { BudgetMember, InstanceBudget } from './budget.js';
 import type { Instance } from './instance.js';
 import type { LoadMessage } from './protocol/frames.js';
 import type { WarmPool } from './warm-pool.js';
@@ -10,11 +24,23 @@ export interface FunctionSpec {
   key: string;
   name: string;
   runtime: 'node' | 'python' | 'process';
+  /** What each instance runs in: its own OS process (undefined means process), or a worker thread of the platform (node only). */
+  isolation?: 'process' | 'thread';
   version: number;
   load: LoadMessage;
   memoryMB: number;
   timeoutMs: number;
-  scale: { min: number; max: number; concurrency: number; idleTimeoutMs: number };
+  scale: {
+    min: number;
+    max: number;
+    concurrency: number;
+    /** No request for this long: the function goes down to min (scale to zero). */
+    idleTimeoutMs: number;
+    /** The autoscaler's stable window (its panic window is a tenth of it). */
+    windowMs: number;
+    /** Fraction of concurrency the autoscaler aims for per instance. */
+    utilization: number;
+  };
   /** Asynchronous events: retries after the first attempt, and how old an event may get. */
   async: { retries: number; maxEventAgeMs: number };
   /** The handler style the deploy check detected (undefined for versions stored before it was recorded). */
@@ -30,21 +56,41 @@ interface Waiter {
   reject(err: unknown): void;
 }
 
+/** What the pools of one platform share: the instance limit and the autoscaler's loop. */
+export interface PoolContext {
+  budget?: InstanceBudget;
+  loop?: ScaleLoop;
+  now?: () => number;
+}
+
 /**
  * The instances of one function version. acquire() hands out a slot on a warm instance
- * with spare concurrency; when all are busy it starts more, up to scale.max. Concurrent
- * requests that find no slot share the starts already under way (one start serves
- * `concurrency` waiters), so a burst at zero costs as few cold starts as it can.
- * An instance idle for scale.idleTimeout exits, down to scale.min.
+ * with spare concurrency; when all are busy the request waits and the pool starts more,
+ * up to scale.max (the activator path: concurrent requests share the starts already
+ * under way, one start serving `concurrency` waiters, so a burst at zero costs as few
+ * cold starts as it can). Besides that, the autoscaler (autoscaler.ts) decides every
+ * tick from the requests in flight how many instances the function should have: it
+ * starts instances ahead of demand when load passes the target utilisation, and stops
+ * idle instances it no longer needs; with no request for scale.idleTimeout the
+ * function goes down to scale.min (zero by default).
  */
-export class FunctionPool {
+export class FunctionPool implements BudgetMember, Scalable {
   readonly spec: FunctionSpec;
   readonly #warm: WarmPool;
   readonly #instances = new Set<Instance>();
-  readonly #idleTimers = new Map<Instance, NodeJS.Timeout>();
   readonly #waiters: Waiter[] = [];
+  readonly #budget: InstanceBudget | undefined;
+  readonly #loop: ScaleLoop;
+  readonly #now: () => number;
+  readonly #policy: ScalePolicy;
+  readonly #window: ConcurrencyWindow;
+  #scale: ScaleState = INITIAL_SCALE_STATE;
+  #panic = false;
+  #lastRequestAt = 0;
   #starting = 0;
   #retired = false;
+  /** Instances holding a unit of the platform budget (started by this pool and not yet gone). */
+  readonly #counted = new Set<Instance>();
   /** Called when the pool is retired and has no instances left. */
   onEmpty: () => void = () => {};
   coldStarts = 0;
@@ -54,10 +100,33 @@ export class FunctionPool {
   readonly #prepare: (instance: Instance) => LoadMessage | Promise<LoadMessage>;
 
   /** `prepare` gives the LOAD message for an instance (with its own credentials, if any). */
-  constructor(spec: FunctionSpec, warm: WarmPool, prepare: (instance: Instance) => LoadMessage | Promise<LoadMessage> = () => spec.load) {
+  constructor(
+    spec: FunctionSpec,
+    warm: WarmPool,
+    prepare: (instance: Instance) => LoadMessage | Promise<LoadMessage> = () => spec.load,
+    context: PoolContext = {},
+  ) {
     this.spec = spec;
     this.#warm = warm;
     this.#prepare = prepare;
+    this.#budget = context.budget;
+    this.#loop = context.loop ?? new ScaleLoop(AUTOSCALER_TICK_MS);
+    this.#now = context.now ?? Date.now;
+    const { min, max, concurrency, windowMs, utilization, idleTimeoutMs } = spec.scale;
+    this.#policy = {
+      min,
+      max,
+      concurrency,
+      utilization,
+      stableWindowMs: windowMs,
+      panicWindowMs: Math.max(1_000, windowMs * PANIC_WINDOW_FRACTION),
+      panicThreshold: PANIC_THRESHOLD,
+      maxScaleUpRate: MAX_SCALE_UP_RATE,
+      maxScaleDownRate: MAX_SCALE_DOWN_RATE,
+      scaleToZeroGraceMs: idleTimeoutMs,
+    };
+    this.#window = new ConcurrencyWindow(windowMs);
+    this.#budget?.join(this);
   }
 
   get instances(): ReadonlySet<Instance> {
@@ -71,6 +140,11 @@ export class FunctionPool {
     return serving + this.#starting;
   }
 
+  /** The autoscaler's last decision and whether it is in panic mode. */
+  get autoscaler(): { desired: number; panic: boolean; inFlight: number; waiting: number } {
+    return { desired: this.#scale.desired, panic: this.#panic, inFlight: this.#window.level, waiting: this.#waiters.length };
+  }
+
   /** Takes one slot; the caller must end it with an invocation (DONE) or release(). */
   acquire(signal?: AbortSignal): Promise<Instance> {
     if (this.#retired)
@@ -79,6 +153,7 @@ export class FunctionPool {
     if (free) {
       free.busy++;
       this.invocations++;
+      this.#observe(true);
       return Promise.resolve(free);
     }
     if (this.#waiters.length >= MAX_QUEUED_REQUESTS_PER_FUNCTION) {
@@ -92,9 +167,11 @@ export class FunctionPool {
         const i = this.#waiters.indexOf(waiter);
         if (i !== -1) {
           this.#waiters.splice(i, 1);
+          this.#observe(false);
           reject(signal.reason);
         }
       });
+      this.#observe(true);
       this.#scaleUp();
     });
   }
@@ -107,7 +184,7 @@ export class FunctionPool {
 
   /** Starts instances up to scale.min (deploy warm-up, and after an instance dies). */
   ensureMin(): void {
-    while (!this.#retired && this.size < this.spec.scale.min) this.#startOne();
+    while (!this.#retired && this.size < this.spec.scale.min) if (!this.#startOne()) break;
   }
 
   /** No new work; idle instances go now, busy ones once their last request is done. */
@@ -122,6 +199,84 @@ export class FunctionPool {
   async dispose(graceMs?: number): Promise<void> {
     this.retire();
     await Promise.all([...this.#instances].map((i) => i.dispose(graceMs)));
+  }
+
+  /**
+   * One autoscaler decision: start instances up to the desired count, stop idle ones
+   * above it (newest first, so load stays on the oldest). Returns whether the pool
+   * still needs decisions.
+   */
+  scaleTick(now: number): boolean {
+    if (this.#retired) return false;
+    let ready = 0;
+    for (const i of this.#instances) if (i.state === 'ready') ready++;
+    const idleLongEnough = this.#window.level === 0 && now - this.#lastRequestAt >= this.spec.scale.idleTimeoutMs;
+    const decision = decideScale(
+      this.#policy,
+      {
+        now,
+        ready,
+        stableAverage: this.#window.average(this.#policy.stableWindowMs, now),
+        panicAverage: this.#window.average(this.#policy.panicWindowMs, now),
+        lastRequestAt: this.#lastRequestAt,
+      },
+      this.#scale,
+    );
+    // Nothing in flight and no request for idleTimeout: down to min, whatever the windows remember.
+    this.#scale = idleLongEnough ? { ...INITIAL_SCALE_STATE, desired: this.spec.scale.min } : decision.state;
+    this.#panic = idleLongEnough ? false : decision.panic;
+    const desired = this.#scale.desired;
+    // Ahead of demand only while requests are in flight, and without pushing other
+    // functions' idle instances out: the panic hold keeps instances, it does not restart them.
+    if (this.#window.level > 0) while (this.size < desired) if (!this.#startOne(false)) break;
+    let excess = ready - desired;
+    if (excess > 0) {
+      for (const instance of [...this.#instances].reverse()) {
+        if (excess <= 0) break;
+        if (instance.state === 'ready' && instance.busy === 0) {
+          excess--;
+          void this.#stop(instance);
+        }
+      }
+    }
+    return this.#instances.size > this.spec.scale.min || this.#starting > 0 || this.#waiters.length > 0 || this.#window.level > 0 || this.#panic;
+  }
+
+  /** BudgetMember: stops the idle instance that served last longest ago, above min. */
+  evictIdle(): boolean {
+    if (this.#instances.size <= this.spec.scale.min) return false;
+    const victim = this.#oldestIdle();
+    if (!victim) return false;
+    void this.#stop(victim);
+    return true;
+  }
+
+  idleSince(): number {
+    if (this.#instances.size <= this.spec.scale.min) return Number.POSITIVE_INFINITY;
+    return this.#oldestIdle()?.lastActive ?? Number.POSITIVE_INFINITY;
+  }
+
+  budgetFreed(): void {
+    this.#scaleUp();
+    this.ensureMin();
+  }
+
+  #oldestIdle(): Instance | undefined {
+    let oldest: Instance | undefined;
+    for (const i of this.#instances) if (i.state === 'ready' && i.busy === 0 && (!oldest || i.lastActive < oldest.lastActive)) oldest = i;
+    return oldest;
+  }
+
+  /** The level of requests in flight (busy slots and waiters) changed; a request may have arrived. */
+  #observe(arrived: boolean): void {
+    const now = this.#now();
+    let level = this.#waiters.length;
+    for (const i of this.#instances) level += i.busy;
+    this.#window.set(level, now);
+    if (arrived) {
+      this.#lastRequestAt = now;
+      this.#loop.activate(this);
+    }
   }
 
   #pick(): Instance | undefined {
@@ -144,15 +299,25 @@ export class FunctionPool {
     const { concurrency, max } = this.spec.scale;
     const uncovered = this.#waiters.length - this.#starting * concurrency;
     let needed = Math.ceil(uncovered / concurrency);
-    while (needed-- > 0 && this.size < max) this.#startOne();
+    while (needed-- > 0 && this.size < max) if (!this.#startOne()) break;
   }
 
-  #startOne(): void {
+  /**
+   * Starts one instance; false when the platform-wide limit holds it back. A start that
+   * requests or scale.min need (`evict`) may push out another function's idle instance
+   * and is retried when room frees up.
+   */
+  #startOne(evict = true): boolean {
+    if (this.#retired || (this.#budget && !this.#budget.take(this, evict))) return false;
     this.#starting++;
     this.coldStarts++;
+    let counted: Instance | undefined;
     void this.#warm
       .take(this.spec.memoryMB)
       .then(async (instance) => {
+        counted = instance;
+        this.#counted.add(instance);
+        void instance.exited.then(() => this.#uncount(instance));
         instance.owner = { name: this.spec.name, version: this.spec.version };
         try {
           await instance.load(await this.#prepare(instance));
@@ -169,71 +334,68 @@ export class FunctionPool {
             void instance.dispose();
             return;
           }
+          instance.lastActive = this.#now();
           this.#instances.add(instance);
           instance.onSlotFree = (i) => this.#slotFreed(i);
           instance.onExit = (i) => this.#exited(i);
           this.#dispatch();
-          if (instance.busy === 0) this.#armIdle(instance);
           this.#scaleUp();
+          this.#loop.activate(this);
         },
         (err: unknown) => {
           this.#starting--;
+          // No instance came to be: its budget unit goes back now.
+          if (!counted) this.#budget?.give();
           // Waiters that no running or pending instance will serve get this start's
           // error (the function's own text) rather than waiting for their timeout.
           const keep = this.#instances.size > 0 ? this.#waiters.length : this.#starting * this.spec.scale.concurrency;
           for (const w of this.#waiters.splice(keep)) w.reject(err);
+          this.#observe(false);
           this.#checkEmpty();
         },
       );
+    return true;
+  }
+
+  #uncount(instance: Instance): void {
+    if (this.#counted.delete(instance)) this.#budget?.give();
   }
 
   #slotFreed(instance: Instance): void {
+    instance.lastActive = this.#now();
     this.#dispatch();
+    this.#observe(false);
     if (instance.state === 'draining') {
       if (instance.busy === 0) void this.#stop(instance);
       // Its capacity is gone: waiting requests may need a replacement.
       this.#scaleUp();
       return;
     }
-    if (this.#retired && instance.busy === 0) {
-      void this.#stop(instance);
-      return;
-    }
-    if (instance.busy === 0) this.#armIdle(instance);
-  }
-
-  #armIdle(instance: Instance): void {
-    clearTimeout(this.#idleTimers.get(instance));
-    const timer = setTimeout(() => {
-      this.#idleTimers.delete(instance);
-      if (instance.busy === 0 && this.#instances.size > this.spec.scale.min) void this.#stop(instance);
-    }, this.spec.scale.idleTimeoutMs);
-    timer.unref();
-    this.#idleTimers.set(instance, timer);
+    if (this.#retired && instance.busy === 0) void this.#stop(instance);
   }
 
   async #stop(instance: Instance): Promise<void> {
-    clearTimeout(this.#idleTimers.get(instance));
-    this.#idleTimers.delete(instance);
     this.#instances.delete(instance);
     await instance.dispose();
     this.#checkEmpty();
   }
 
   #exited(instance: Instance): void {
-    clearTimeout(this.#idleTimers.get(instance));
-    this.#idleTimers.delete(instance);
     this.#instances.delete(instance);
     if (this.#retired) {
       this.#checkEmpty();
       return;
     }
+    this.#observe(false);
     this.#dispatch();
     this.#scaleUp();
     this.ensureMin();
   }
 
   #checkEmpty(): void {
-    if (this.#retired && this.#instances.size === 0 && this.#starting === 0) this.onEmpty();
+    if (this.#retired && this.#instances.size === 0 && this.#starting === 0) {
+      this.#budget?.leave(this);
+      this.onEmpty();
+    }
   }
 }

@@ -1,22 +1,22 @@
 /**
- * One instance: an OS process running a runtime shim, reached over the framed protocol
- * on its fd 3 (a Unix socketpair).
+ * One instance: a runtime shim in an OS process or in a worker thread (its host,
+ * hosts/host.ts), reached over the framed protocol.
  *
  * Lifecycle (numbered as the code goes):
- *   1. spawn      the generic shim, with a minimal env and the memory flag
+ *   1. spawn      the generic shim, with a minimal env and the memory limit
  *   2. ready      wait for READY, racing an early exit and a start timeout
  *   3. load       LOAD(bundle, handler, env) → LOADED | LOAD_ERROR (racing exit)
  *   4. serve      REQ_* streams in, RES_* streams out, several at once
- *   5. dispose    SIGTERM, a grace period for in-flight work, then SIGKILL; awaits the exit
+ *   5. dispose    stop (SIGTERM, or a stop message to a thread), a grace period for
+ *                 in-flight work, then kill (SIGKILL, or worker.terminate()); awaits the exit
  * kill(reason) jumps to the end at once (timeouts, memory). dispose() is idempotent.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import { INSTANCE_START_TIMEOUT_MS, INSTANCE_STOP_GRACE_MS, MAX_LOG_LINE_BYTES, PROCESS_READY_TIMEOUT_MS } from '../config/defaults.js';
 import { isErrorCode, NimbusError } from '../shared/errors.js';
+import type { HostExit, InstanceHost, Isolation } from './hosts/host.js';
+import type { ChannelEvents } from './protocol/channel.js';
 import type { InvocationErrorMessage, LoadErrorMessage, LoadedMessage, LoadMessage, RequestHead, ResponseHead } from './protocol/frames.js';
-import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from './protocol/frames.js';
+import { encodeFrame, encodeJsonFrame, FrameType } from './protocol/frames.js';
 
 export type InstanceState = 'starting' | 'generic' | 'loading' | 'ready' | 'draining' | 'stopping' | 'exited';
 export type KillReason = 'timeout' | 'memory' | 'shutdown';
@@ -35,14 +35,13 @@ export interface LogLine {
   requestId: string | null;
 }
 
-export interface SpawnOptions {
-  command: string;
-  args: string[];
+export interface InstanceOptions {
+  /** Starts what the instance runs in (a process or a thread), wired to the instance's frame handlers. */
+  host(events: ChannelEvents): InstanceHost;
   memoryMB: number;
   onLog(instance: Instance, log: LogLine): void;
 }
 
-const PAGE_BYTES = 4096;
 let nextInstanceId = 1;
 
 export class Instance {
@@ -62,60 +61,44 @@ export class Instance {
   onSlotFree: (instance: Instance) => void = () => {};
   onExit: (instance: Instance) => void = () => {};
 
-  readonly #proc: ChildProcess;
-  readonly #socket: Socket;
+  readonly #host: InstanceHost;
   readonly #send: (frame: Buffer) => void;
   readonly #streams = new Map<number, { sink: InvocationSink; responded: boolean }>();
   readonly #exited: Promise<void>;
+  /** How the host ended, once it has. */
+  #exit: HostExit | undefined;
   #nextStream = 1;
   #control: { resolve(payload: Buffer, type: number): void } | undefined;
   #sawHeapOom = false;
 
-  private constructor(opts: SpawnOptions) {
+  private constructor(opts: InstanceOptions) {
     this.memoryMB = opts.memoryMB;
     // 1. spawn
-    this.#proc = spawn(opts.command, opts.args, {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', TZ: 'UTC', HOME: '/tmp' },
-      cwd: '/',
-      // Its own process group, so stopping an instance also stops whatever it started
-      // (runtime: process runs the function's program as a child of the shim).
-      detached: true,
+    this.#host = opts.host({
+      frame: (type, stream, payload) => this.#onFrame(type, stream, payload),
+      // A peer that sends what cannot be decoded is broken: stop it.
+      error: () => this.kill('shutdown'),
+      // The host's exit, not its channel closing, ends the instance.
+      close: () => {},
     });
-    this.#socket = this.#proc.stdio[3] as Socket;
-    this.#send = corkedWriter(this.#socket);
-    const decoder = new FrameDecoder((type, stream, payload) => this.#onFrame(type, stream, payload));
-    this.#socket.on('data', (chunk: Buffer) => {
-      try {
-        decoder.push(chunk);
-      } catch {
-        this.kill('shutdown');
-      }
-    });
-    this.#socket.on('error', () => {});
+    const channel = this.#host.channel;
+    this.#send = (frame) => channel.send(frame);
     this.#captureLines('stdout', opts);
     this.#captureLines('stderr', opts);
-    this.#exited = new Promise((resolve) => {
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        this.#onProcessExit();
-        resolve();
-      };
-      this.#proc.once('exit', () => this.#signalGroup('SIGKILL'));
-      this.#proc.once('exit', finish);
-      // A process that could not be spawned at all never emits 'exit'; the awaitControl
-      // racers listen for 'exit', so give them one.
-      this.#proc.once('error', (err) => {
-        this.#lastStderr = `spawn failed: ${err.message}`;
-        if (this.#proc.pid === undefined) this.#proc.emit('exit', null, null);
-      });
+    this.#exited = this.#host.exit.then((exit) => {
+      this.#exit = exit;
+      if (exit.error) this.#lastStderr ||= exit.error;
+      this.#onHostExit(exit);
     });
   }
 
+  /** The OS process the instance runs in: for a thread instance, the platform's own. */
   get pid(): number | undefined {
-    return this.#proc.pid;
+    return this.#host.pid;
+  }
+
+  get isolation(): Isolation {
+    return this.#host.isolation;
   }
 
   get hasResponsesPending(): boolean {
@@ -123,8 +106,8 @@ export class Instance {
     return false;
   }
 
-  /** 1-2: spawns a generic shim and resolves once it says READY. */
-  static async start(opts: SpawnOptions): Promise<Instance> {
+  /** 1-2: starts a generic shim and resolves once it says READY. */
+  static async start(opts: InstanceOptions): Promise<Instance> {
     const instance = new Instance(opts);
     try {
       await instance.#awaitControl(FrameType.READY, INSTANCE_START_TIMEOUT_MS, 'start');
@@ -136,7 +119,7 @@ export class Instance {
     return instance;
   }
 
-  /** Resolves when the process has exited. */
+  /** Resolves when the process or thread has exited. */
   get exited(): Promise<void> {
     return this.#exited;
   }
@@ -164,7 +147,7 @@ export class Instance {
   invoke(head: RequestHead, sink: InvocationSink): number {
     const stream = this.#nextStream++;
     if (this.state === 'exited') {
-      queueMicrotask(() => sink.error(exitError(this.killReason, this.#proc.exitCode, this.#proc.signalCode)));
+      queueMicrotask(() => sink.error(exitError(this.killReason, this.#exit)));
       return stream;
     }
     this.lastActive = Date.now();
@@ -198,14 +181,13 @@ export class Instance {
     this.#send(encodeFrame(FrameType.CANCEL, stream));
   }
 
-  /** Resident memory in MB, read from /proc (0 when unknown). */
+  /**
+   * Memory in MB (0 when unknown): a process's resident set from /proc; a thread's own
+   * heap and external memory (Buffers, ArrayBuffers) as it last reported them, never
+   * the platform's whole resident set, which it shares.
+   */
   residentMB(): number {
-    try {
-      const statm = readFileSync(`/proc/${this.#proc.pid}/statm`, 'latin1');
-      return (Number(statm.split(' ')[1]) * PAGE_BYTES) / 1_048_576;
-    } catch {
-      return 0;
-    }
+    return this.#host.memoryMB();
   }
 
   /**
@@ -222,7 +204,7 @@ export class Instance {
     const s = this.#streams.get(stream);
     if (s && !s.responded) {
       s.responded = true;
-      s.sink.error(exitError('timeout', null, null));
+      s.sink.error(exitError('timeout', undefined));
       this.#send(encodeFrame(FrameType.CANCEL, stream));
     }
     if (this.state === 'ready') {
@@ -232,31 +214,20 @@ export class Instance {
     }
   }
 
-  /** Ends the process now; requests still waiting fail with the reason's error. */
+  /** Ends the instance now; requests still waiting fail with the reason's error. */
   kill(reason: KillReason): void {
     if (this.state === 'exited') return;
     this.killReason ??= reason;
     this.state = 'stopping';
-    this.#signalGroup('SIGKILL');
+    this.#host.kill();
   }
 
-  /** Signals the instance's whole process group; ESRCH (already gone) is fine. */
-  #signalGroup(signal: NodeJS.Signals): void {
-    const pid = this.#proc.pid;
-    try {
-      if (pid !== undefined) process.kill(-pid, signal);
-      else this.#proc.kill(signal);
-    } catch {
-      // the group has already exited
-    }
-  }
-
-  /** 5: graceful stop; idempotent; resolves once the process has exited. */
+  /** 5: graceful stop; idempotent; resolves once the process or thread has exited. */
   async dispose(graceMs = INSTANCE_STOP_GRACE_MS): Promise<void> {
     if (this.state !== 'exited' && this.state !== 'stopping') {
       this.state = 'stopping';
-      this.#proc.kill('SIGTERM');
-      const timer = setTimeout(() => this.#signalGroup('SIGKILL'), graceMs);
+      this.#host.stop();
+      const timer = setTimeout(() => this.#host.kill(), graceMs);
       await this.#exited;
       clearTimeout(timer);
     }
@@ -302,25 +273,24 @@ export class Instance {
 
   #awaitControl(expected: number, timeoutMs: number, step: string): Promise<{ type: number; payload: Buffer }> {
     return new Promise((resolve, reject) => {
+      let settled = false;
       const fail = (err: NimbusError) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        this.#proc.off('exit', onExit);
         this.#control = undefined;
         reject(err);
       };
-      const onExit = (code: number | null, signal: string | null) =>
-        fail(
-          new NimbusError(
-            'NIMBUS_LOAD_FAILED',
-            `instance exited during ${step} (${signal ?? `exit code ${code}`})${this.#lastStderr ? `: ${this.#lastStderr}` : ''}`,
-          ),
-        );
       const timer = setTimeout(() => fail(new NimbusError('NIMBUS_LOAD_FAILED', `instance did not finish ${step} within ${timeoutMs} ms`)), timeoutMs);
-      this.#proc.once('exit', onExit);
+      void this.#exited.then(() => {
+        const how = this.#exit?.signal ?? `exit code ${this.#exit?.code}`;
+        fail(new NimbusError('NIMBUS_LOAD_FAILED', `instance exited during ${step} (${how})${this.#lastStderr ? `: ${this.#lastStderr}` : ''}`));
+      });
       this.#control = {
         resolve: (payload, type) => {
+          if (settled) return;
+          settled = true;
           clearTimeout(timer);
-          this.#proc.off('exit', onExit);
           if (type !== expected && !(expected === FrameType.LOADED && type === FrameType.LOAD_ERROR)) {
             reject(new NimbusError('NIMBUS_INTERNAL', `protocol error: expected frame ${expected}, got ${type}`));
           } else resolve({ type, payload });
@@ -331,8 +301,8 @@ export class Instance {
 
   #lastStderr = '';
 
-  #captureLines(stream: 'stdout' | 'stderr', opts: SpawnOptions): void {
-    const pipe = this.#proc[stream];
+  #captureLines(stream: 'stdout' | 'stderr', opts: InstanceOptions): void {
+    const pipe = this.#host[stream];
     if (!pipe) return;
     pipe.setEncoding('utf8');
     let partial = '';
@@ -369,10 +339,10 @@ export class Instance {
     });
   }
 
-  #onProcessExit(): void {
-    if (this.#sawHeapOom) this.killReason ??= 'memory';
+  #onHostExit(exit: HostExit): void {
+    if (this.#sawHeapOom || exit.outOfMemory) this.killReason ??= 'memory';
     this.state = 'exited';
-    const err = exitError(this.killReason, this.#proc.exitCode, this.#proc.signalCode);
+    const err = exitError(this.killReason, exit);
     const streams = [...this.#streams.values()];
     this.#streams.clear();
     this.busy = 0;
@@ -395,7 +365,7 @@ function functionError(e: InvocationErrorMessage): NimbusError {
   });
 }
 
-function exitError(reason: KillReason | undefined, code: number | null, signal: string | null): NimbusError {
+function exitError(reason: KillReason | undefined, exit: HostExit | undefined): NimbusError {
   switch (reason) {
     case 'timeout':
       return new NimbusError('NIMBUS_FUNCTION_TIMEOUT', 'the function did not finish within its timeout');
@@ -404,6 +374,6 @@ function exitError(reason: KillReason | undefined, code: number | null, signal: 
     case 'shutdown':
       return new NimbusError('NIMBUS_SHUTTING_DOWN', 'the instance was stopped before it answered');
     default:
-      return new NimbusError('NIMBUS_INSTANCE_EXITED', `the instance exited (${signal ?? `exit code ${code}`}) before it answered`);
+      return new NimbusError('NIMBUS_INSTANCE_EXITED', `the instance exited (${exit?.signal ?? `exit code ${exit?.code ?? null}`}) before it answered`);
   }
 }

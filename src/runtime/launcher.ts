@@ -1,9 +1,19 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  HEAP_SHARE_OF_MEMORY,
+  MAX_THREAD_YOUNG_GENERATION_MB,
+  MIN_HEAP_MB,
+  MIN_THREAD_YOUNG_GENERATION_MB,
+  THREAD_STACK_MB,
+  THREAD_YOUNG_GENERATION_SHARE,
+} from '../config/defaults.js';
+import { spawnProcessHost } from './hosts/process-host.js';
+import { startThreadHost } from './hosts/thread-host.js';
 import { Instance, type LogLine } from './instance.js';
 
-/** Starts generic runtime processes. The seam where other launchers (sandboxes, containers) plug in. */
+/** Starts generic runtime instances. The seam where other launchers (sandboxes, containers, threads) plug in. */
 export interface InstanceLauncher {
   start(memoryMB: number): Promise<Instance>;
 }
@@ -40,7 +50,7 @@ export class NodeLauncher implements InstanceLauncher {
       opts.permissionModel === false ? [] : ['--experimental-permission', `--allow-fs-read=${DIST_SRC_DIR}*`, `--allow-fs-read=${join(opts.codeRoot, '*')}`];
     this.#args = (memoryMB) => [
       // The heap gets most of the memory; the platform's RSS check enforces the whole.
-      `--max-old-space-size=${Math.max(64, Math.floor(memoryMB * 0.8))}`,
+      `--max-old-space-size=${heapMB(memoryMB)}`,
       '--no-warnings',
       ...permissions,
       shim,
@@ -48,7 +58,40 @@ export class NodeLauncher implements InstanceLauncher {
   }
 
   start(memoryMB: number): Promise<Instance> {
-    return Instance.start({ command: process.execPath, args: this.#args(memoryMB), memoryMB, onLog: this.#onLog });
+    const args = this.#args(memoryMB);
+    return Instance.start({ host: (events) => spawnProcessHost(process.execPath, args, events), memoryMB, onLog: this.#onLog });
+  }
+}
+
+/** The V8 old generation for a function's memory: most of it; the rest is for everything else. */
+function heapMB(memoryMB: number): number {
+  return Math.max(MIN_HEAP_MB, Math.floor(memoryMB * HEAP_SHARE_OF_MEMORY));
+}
+
+/**
+ * Thread instances (isolation: thread, trusted JavaScript only): the same shim in a
+ * worker thread of the platform's process, with the same heap size a process would get
+ * as the worker's resource limits, plus bounds on its young generation and stack. No
+ * permission model (it is per process): the code can do whatever the platform can.
+ */
+export class ThreadLauncher implements InstanceLauncher {
+  readonly #shim: string;
+  readonly #onLog: NodeLauncherOptions['onLog'];
+
+  constructor(opts: Pick<NodeLauncherOptions, 'onLog'>) {
+    this.#shim = join(SHIM_DIR, 'shim.js');
+    if (!existsSync(this.#shim)) throw new Error(`node shim not found at ${this.#shim}; run npm run build`);
+    this.#onLog = opts.onLog;
+  }
+
+  start(memoryMB: number): Promise<Instance> {
+    const young = Math.floor(memoryMB * THREAD_YOUNG_GENERATION_SHARE);
+    const resourceLimits = {
+      maxOldGenerationSizeMb: heapMB(memoryMB),
+      maxYoungGenerationSizeMb: Math.min(MAX_THREAD_YOUNG_GENERATION_MB, Math.max(MIN_THREAD_YOUNG_GENERATION_MB, young)),
+      stackSizeMb: THREAD_STACK_MB,
+    };
+    return Instance.start({ host: (events) => startThreadHost({ shim: this.#shim, resourceLimits }, events), memoryMB, onLog: this.#onLog });
   }
 }
 
@@ -76,6 +119,7 @@ export class PythonLauncher implements InstanceLauncher {
   }
 
   start(memoryMB: number): Promise<Instance> {
-    return Instance.start({ command: this.#python, args: ['-u', '-B', PYTHON_SHIM], memoryMB, onLog: this.#onLog });
+    const python = this.#python;
+    return Instance.start({ host: (events) => spawnProcessHost(python, ['-u', '-B', PYTHON_SHIM], events), memoryMB, onLog: this.#onLog });
   }
 }

@@ -1,7 +1,9 @@
-import { DEFAULT_MEMORY_MB, MEMORY_CHECK_INTERVAL_MS } from '../config/defaults.js';
+import { AUTOSCALER_TICK_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB, MEMORY_CHECK_INTERVAL_MS } from '../config/defaults.js';
+import { ScaleLoop } from './autoscaler.js';
+import { InstanceBudget } from './budget.js';
 import { FunctionPool, type FunctionSpec } from './function-pool.js';
 import type { Instance, LogLine } from './instance.js';
-import { NodeLauncher, PythonLauncher } from './launcher.js';
+import { NodeLauncher, PythonLauncher, ThreadLauncher } from './launcher.js';
 import type { LoadedMessage, LoadMessage } from './protocol/frames.js';
 import { WarmPool } from './warm-pool.js';
 
@@ -9,6 +11,8 @@ export interface RuntimeOptions {
   codeRoot: string;
   warmPoolSize: number;
   onLog(owner: { name: string; version: number } | undefined, log: LogLine): void;
+  /** Instances of all functions together, at most (default DEFAULT_MAX_INSTANCES). */
+  maxInstances?: number;
   /** Extra env for an instance of a function with bindings (its state credential), revoked when it exits. */
   credentials?(spec: FunctionSpec): Promise<{ env: Record<string, string>; revoke(): void }>;
 }
@@ -17,39 +21,46 @@ export interface RuntimeOptions {
 const PYTHON_WARM_POOL_SIZE = 1;
 
 /**
- * Owns every instance: the warm pool of generic shims and one FunctionPool per
- * function version. A deploy retires the previous version's pool, which drains and
- * exits. A watchdog kills instances whose resident memory passes their limit.
+ * Owns every instance: the warm pools of generic shims (processes; worker threads for
+ * isolation: thread) and one FunctionPool per function version. A deploy retires the
+ * previous version's pool, which drains and exits. A watchdog kills instances whose
+ * memory passes their limit (a process's resident set, a thread's own heap and buffers).
  */
 export class RuntimeManager {
   readonly #warm: WarmPool;
   readonly #opts: RuntimeOptions;
   #pythonWarm: WarmPool | undefined;
+  /** Generic shims in worker threads (isolation: thread), once a thread function exists. */
+  #threadWarm: WarmPool | undefined;
   /** Programs (runtime: process) start on demand: nothing to pre-warm but a Node shim. */
   readonly #processStarts: WarmPool;
   readonly #pools = new Map<string, FunctionPool>();
   readonly #current = new Map<string, FunctionPool>();
-  readonly #watchdog: NodeJS.Timeout;
+  /** Runs only while there are instances: an idle platform has no timer here. */
+  #watchdog: NodeJS.Timeout | undefined;
+  /** The platform-wide instance limit and the autoscaler's loop, shared by every pool. */
+  readonly budget: InstanceBudget;
+  readonly scaleLoop = new ScaleLoop(AUTOSCALER_TICK_MS);
   /** Deploy-check instances on their way out, awaited by dispose(). */
   readonly #checking = new Set<Instance>();
 
   constructor(opts: RuntimeOptions) {
     this.#opts = opts;
+    this.budget = new InstanceBudget(opts.maxInstances ?? DEFAULT_MAX_INSTANCES);
     const launcher = new NodeLauncher({ codeRoot: opts.codeRoot, onLog: (instance, log) => opts.onLog(instance.owner, log) });
     this.#warm = new WarmPool(launcher, opts.warmPoolSize, DEFAULT_MEMORY_MB);
     const processLauncher = new NodeLauncher({ codeRoot: opts.codeRoot, permissionModel: false, onLog: (instance, log) => opts.onLog(instance.owner, log) });
     this.#processStarts = new WarmPool(processLauncher, 0, DEFAULT_MEMORY_MB);
     this.#warm.fill();
-    this.#watchdog = setInterval(() => this.#checkMemory(), MEMORY_CHECK_INTERVAL_MS);
-    this.#watchdog.unref();
   }
 
   /** The pool for this function version, created (and warmed to scale.min) on first use. */
   pool(spec: FunctionSpec): FunctionPool {
+    this.#armWatchdog();
     const key = spec.key;
     let pool = this.#pools.get(key);
     if (pool) return pool;
-    pool = new FunctionPool(spec, this.#warmFor(spec), (instance) => this.#loadMessage(instance, spec));
+    pool = new FunctionPool(spec, this.#warmFor(spec), (instance) => this.#loadMessage(instance, spec), { budget: this.budget, loop: this.scaleLoop });
     this.#pools.set(key, pool);
     const previous = this.#current.get(spec.name);
     this.#current.set(spec.name, pool);
@@ -65,7 +76,8 @@ export class RuntimeManager {
    * function's own text).
    */
   async check(spec: FunctionSpec): Promise<LoadedMessage> {
-    const instance = await this.#warmFor(spec).take(spec.memoryMB);
+    // A deploy's check is not a cold start: it must not grow the warm pool.
+    const instance = await this.#warmFor(spec).take(spec.memoryMB, { demand: false });
     instance.owner = { name: spec.name, version: spec.version };
     try {
       await instance.load(await this.#loadMessage(instance, spec));
@@ -83,8 +95,27 @@ export class RuntimeManager {
     return { ...spec.load, env: { ...spec.load.env, ...grant.env } };
   }
 
+  /**
+   * Makes sure the warm pool a function takes its instances from is filling, so its
+   * first request only has to LOAD (the lazily started pools: threads, Python).
+   */
+  prewarm(spec: FunctionSpec): void {
+    this.#warmFor(spec);
+  }
+
   #warmFor(spec: FunctionSpec): WarmPool {
+    if (spec.runtime === 'node' && spec.isolation === 'thread') return this.#threads();
     return spec.runtime === 'python' ? this.#python() : spec.runtime === 'process' ? this.#processStarts : this.#warm;
+  }
+
+  /** The thread warm pool (as many workers as the process warm pool has processes), started with the first thread function. */
+  #threads(): WarmPool {
+    if (!this.#threadWarm) {
+      const launcher = new ThreadLauncher({ onLog: (instance, log) => this.#opts.onLog(instance.owner, log) });
+      this.#threadWarm = new WarmPool(launcher, this.#opts.warmPoolSize, DEFAULT_MEMORY_MB);
+      this.#threadWarm.fill();
+    }
+    return this.#threadWarm;
   }
 
   /** The Python warm pool, started with the first Python function. */
@@ -116,10 +147,13 @@ export class RuntimeManager {
 
   async dispose(graceMs?: number): Promise<void> {
     clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+    this.scaleLoop.stop();
     await Promise.all([...this.#pools.values()].map((p) => p.dispose(graceMs)));
     await Promise.all([...this.#checking].map((i) => i.dispose()));
     await this.#warm.dispose();
     await this.#pythonWarm?.dispose();
+    await this.#threadWarm?.dispose();
   }
 
   #retire(pool: FunctionPool): void {
@@ -129,7 +163,23 @@ export class RuntimeManager {
     pool.retire();
   }
 
+  #armWatchdog(): void {
+    if (this.#watchdog) return;
+    this.#watchdog = setInterval(() => this.#checkMemory(), MEMORY_CHECK_INTERVAL_MS);
+    this.#watchdog.unref();
+  }
+
   #checkMemory(): void {
+    let any = false;
+    for (const _ of this.instances()) {
+      any = true;
+      break;
+    }
+    if (!any) {
+      clearInterval(this.#watchdog);
+      this.#watchdog = undefined;
+      return;
+    }
     for (const instance of this.instances()) {
       if ((instance.state === 'ready' || instance.state === 'draining') && instance.residentMB() > instance.memoryMB) instance.kill('memory');
     }

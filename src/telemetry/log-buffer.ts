@@ -12,21 +12,27 @@ export class LogBuffer {
   readonly #store: Store;
   readonly #pending: LogEntry[] = [];
   readonly #events = new EventEmitter();
-  readonly #timer: NodeJS.Timeout;
+  /** Armed by the first line after a flush: with no logs there is no timer (an idle platform does no work). */
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
   #flushes = 0;
 
   constructor(store: Store) {
     this.#store = store;
     this.#events.setMaxListeners(0);
-    this.#timer = setInterval(() => this.flush(), LOG_FLUSH_INTERVAL_MS);
-    this.#timer.unref();
   }
 
   add(entry: LogEntry): void {
     this.#pending.push(entry);
+    if (this.#timer === undefined && !this.#closed) {
+      this.#timer = setTimeout(() => this.flush(), LOG_FLUSH_INTERVAL_MS);
+      this.#timer.unref();
+    }
   }
 
   flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (this.#pending.length === 0) return;
     const batch = this.#pending.splice(0);
     try {
@@ -52,7 +58,7 @@ export class LogBuffer {
   }
 
   close(): void {
-    clearInterval(this.#timer);
+    this.#closed = true;
     this.flush();
   }
 }

@@ -1,5 +1,4 @@
 import { existsSync, statSync } from 'node:fs';
-import { buildFunction } from '../../build/bundle.js';
 import { NimbusError } from '../../shared/errors.js';
 import type { Command, Values } from '../command.js';
 import { adminRequest, EXIT, findTarget, print, printJson, withProgress } from '../context.js';
@@ -82,6 +81,8 @@ Options:
     }
     const target = findTarget(values);
     const started = Date.now();
+    // esbuild loads only for the commands that build.
+    const { buildFunction } = await import('../../build/bundle.js');
     const built = await withProgress(`building ${dir}`, json, () => buildFunction(dir, overrides(values)));
     const name = built.manifest.name;
     const res = await withProgress(`uploading ${name}`, json, () => adminRequest(target, 'PUT', `/v1/functions/${name}`, built.zip, 'application/zip'));

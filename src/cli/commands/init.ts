@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { validateFunctionName } from '../../config/manifest.js';
 import { NimbusError } from '../../shared/errors.js';
 import type { Command } from '../command.js';
 import { EXIT, print, printJson } from '../context.js';
@@ -26,6 +25,8 @@ Options:
   options: { template: { type: 'string', short: 't' }, dir: { type: 'string' } },
   async run(positionals, values) {
     if (positionals.length !== 1) throw new NimbusError('NIMBUS_INVALID_ARGUMENT', 'init takes exactly one function name, e.g. `nimbus init hello`');
+    // The manifest module brings zod: loaded only when this command runs.
+    const { validateFunctionName } = await import('../../config/manifest.js');
     const name = validateFunctionName(positionals[0]);
     const template = String(values.template ?? 'typescript');
     if (!templates().includes(template)) {

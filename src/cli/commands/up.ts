@@ -1,9 +1,15 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildFunction, stopBuilder } from '../../build/bundle.js';
-import { DEFAULT_ADMIN_PORT, DEFAULT_DATA_DIR, DEFAULT_GATEWAY_PORT, DEFAULT_HOST, DEFAULT_WARM_POOL_SIZE } from '../../config/defaults.js';
-import { Platform } from '../../platform.js';
+import {
+  DEFAULT_ADMIN_PORT,
+  DEFAULT_DATA_DIR,
+  DEFAULT_GATEWAY_PORT,
+  DEFAULT_HOST,
+  DEFAULT_MAX_INSTANCES,
+  DEFAULT_WARM_POOL_SIZE,
+} from '../../config/defaults.js';
+import type { Platform } from '../../platform.js';
 import { NimbusError, toNimbusError } from '../../shared/errors.js';
 import { NIMBUS_VERSION } from '../../version.js';
 import type { Command } from '../command.js';
@@ -33,6 +39,8 @@ Options:
   --data-dir <dir>    state: SQLite database, bundles, admin token (default ./${DEFAULT_DATA_DIR})
   --examples          also deploy every function under the package's examples/ folder
   --warm-pool <n>     pre-started generic instances (default ${DEFAULT_WARM_POOL_SIZE})
+  --max-instances <n> instances of all functions together (default ${DEFAULT_MAX_INSTANCES}); at the limit
+                      idle instances of other functions make room, else requests wait
   --json              print the URLs as one JSON line once ready`,
   options: {
     port: { type: 'string' },
@@ -40,20 +48,30 @@ Options:
     host: { type: 'string' },
     examples: { type: 'boolean' },
     'warm-pool': { type: 'string' },
+    'max-instances': { type: 'string' },
   },
   async run(_positionals, values) {
     const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
     if (!Number.isInteger(warm) || warm < 0 || warm > 64)
       throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--warm-pool must be a whole number from 0 to 64; got ${JSON.stringify(values['warm-pool'])}`);
+    const maxInstances = values['max-instances'] === undefined ? DEFAULT_MAX_INSTANCES : Number(values['max-instances']);
+    if (!Number.isInteger(maxInstances) || maxInstances < 1 || maxInstances > 100_000)
+      throw new NimbusError(
+        'NIMBUS_INVALID_ARGUMENT',
+        `--max-instances must be a whole number from 1 to 100000; got ${JSON.stringify(values['max-instances'])}`,
+      );
     // One bad callback must not take every function down with it: log and carry on.
     process.on('uncaughtException', (err) => process.stderr.write(`nimbus: uncaught error (the platform keeps running): ${err.stack ?? err}\n`));
     process.on('unhandledRejection', (err) => process.stderr.write(`nimbus: unhandled rejection (the platform keeps running): ${String(err)}\n`));
+    // Loaded here, not at the top: every other command starts without the platform and esbuild.
+    const { Platform } = await import('../../platform.js');
     const platform = await Platform.start({
       dataDir: String(values['data-dir'] ?? process.env.NIMBUS_DATA_DIR ?? DEFAULT_DATA_DIR),
       host: String(values.host ?? DEFAULT_HOST),
       port: port(values.port, 'port', DEFAULT_GATEWAY_PORT),
       adminPort: port(values['admin-port'], 'admin-port', DEFAULT_ADMIN_PORT),
       warmPoolSize: warm,
+      maxInstances,
     });
     const json = values.json === true;
     const deployed = values.examples ? await deployExamples(platform, json) : [];
@@ -95,6 +113,7 @@ interface DeployedExample {
 }
 
 async function deployExamples(platform: Platform, quiet: boolean): Promise<DeployedExample[]> {
+  const { buildFunction, stopBuilder } = await import('../../build/bundle.js');
   const out: DeployedExample[] = [];
   let dirs: string[] = [];
   try {

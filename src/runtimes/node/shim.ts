@@ -1,25 +1,26 @@
 /**
- * The Node shim: the program every Node instance runs. It starts generic (no function
- * loaded), says READY on fd 3, and waits. LOAD specialises it: the function's env
- * replaces the process env, the bundle is imported and its style detected. Then it
- * serves REQ_* streams, several at once, answering with RES_* frames.
+ * The Node shim: the program every Node instance runs, as a process (frames on fd 3) or
+ * as a worker thread (frames on a MessagePort); transport.ts picks. It starts generic
+ * (no function loaded), says READY, and waits. LOAD specialises it: the function's env
+ * replaces process.env (the thread's own copy in a worker), the bundle is imported and
+ * its style detected. Then it serves REQ_* streams, several at once, answering with
+ * RES_* frames.
  *
- * Lifecycle: spawned → READY → (LOAD) → LOADED | LOAD_ERROR → serving → SIGTERM: finish
- * in-flight work → exit 0.
+ * Lifecycle: started → READY → (LOAD) → LOADED | LOAD_ERROR → serving → stop (SIGTERM,
+ * or a stop message to a thread): finish in-flight work → exit 0.
  */
-import { once } from 'node:events';
-import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import type { LoadMessage, RequestHead } from '../../runtime/protocol/frames.js';
-import { corkedWriter, encodeFrame, encodeJsonFrame, FrameDecoder, FrameType } from '../../runtime/protocol/frames.js';
+import { encodeFrame, encodeJsonFrame, FrameType } from '../../runtime/protocol/frames.js';
 import { loadProcess } from '../process/load.js';
 import { makeBindings } from './bindings.js';
 import { loadStyle } from './detect.js';
 import type { Invocation, InvocationResult, LoadedFunction } from './invocation.js';
 import { BodyQueue, ShimError } from './invocation.js';
 import { requestContext, tagStdio } from './logs.js';
+import { connect } from './transport.js';
 
 const MAX_CHUNK_BYTES = 256 * 1024;
 
@@ -40,14 +41,11 @@ function resume(a: Active): void {
   paused?.resume();
 }
 
-const socket = new Socket({ fd: 3, readable: true, writable: true });
 const active = new Map<number, Active>();
 let fn: LoadedFunction | undefined;
 let draining = false;
 
-const send = corkedWriter(socket);
-
-const decoder = new FrameDecoder((type, stream, payload) => {
+const link = connect((type, stream, payload) => {
   switch (type) {
     case FrameType.LOAD:
       void load(JSON.parse(payload.toString('utf8')) as LoadMessage);
@@ -56,7 +54,7 @@ const decoder = new FrameDecoder((type, stream, payload) => {
       start(stream, JSON.parse(payload.toString('utf8')) as RequestHead);
       break;
     case FrameType.REQ_BODY:
-      // Copy: the payload is a view into a socket buffer that the decoder may reuse.
+      // Copy: over a socket the payload is a view into a buffer the decoder may reuse.
       active.get(stream)?.body.push(Buffer.from(payload));
       break;
     case FrameType.REQ_END:
@@ -90,20 +88,7 @@ const decoder = new FrameDecoder((type, stream, payload) => {
     }
   }
 });
-
-socket.on('data', (chunk: Buffer) => decoder.push(chunk));
-// The platform closed our channel (or died): nothing more will come, so leave, and
-// take along any program we started (runtime: process), which shares our process group.
-function leave(): never {
-  try {
-    process.kill(-process.pid, 'SIGKILL');
-  } catch {
-    // not a group leader, or the group is already gone
-  }
-  process.exit(0);
-}
-socket.on('close', leave);
-socket.on('error', leave);
+const send = (frame: Buffer) => link.channel.send(frame);
 
 async function load(msg: LoadMessage): Promise<void> {
   try {
@@ -203,9 +188,9 @@ async function respond(a: Active, result: InvocationResult): Promise<void> {
     for await (const chunk of body as AsyncIterable<Uint8Array>) {
       if (a.responded) break;
       sendBody(a.stream, chunk);
-      // Read no more of the function's stream while the socket to the platform is
+      // Read no more of the function's stream while the channel to the platform is
       // full, or while the platform has paused it for a slow client.
-      if (socket.writableNeedDrain) await once(socket, 'drain');
+      if (link.channel.needsDrain) await link.channel.drained();
       if (a.paused) await a.paused.promise;
     }
   }
@@ -250,7 +235,7 @@ function failStray(err: unknown, code: string): void {
 process.on('unhandledRejection', (reason) => failStray(reason, 'NIMBUS_UNHANDLED_REJECTION'));
 process.on('uncaughtException', (err) => failStray(err, 'NIMBUS_FUNCTION_ERROR'));
 
-process.on('SIGTERM', () => {
+link.onStop(() => {
   draining = true;
   if (active.size === 0) process.exit(0);
 });
@@ -278,4 +263,4 @@ async function warmUp(): Promise<void> {
 
 void warmUp()
   .catch(() => {})
-  .then(() => send(encodeJsonFrame(FrameType.READY, 0, { pid: process.pid, runtime: 'node' })));
+  .then(() => send(encodeJsonFrame(FrameType.READY, 0, { pid: process.pid, runtime: 'node', isolation: link.isolation })));
