@@ -57,6 +57,12 @@ describe('autoscaler: decisions on synthetic timelines (pure, no sleeping)', () 
     assert.ok(run.slice(70).every((d) => d.desired === 2 && !d.panic));
   });
 
+  test('one request to a function at zero is no panic (no ready instance counts as one)', () => {
+    const run = simulate(POLICY, 3, (t) => (t === 0 ? 1 : 0));
+    assert.equal(run[0].panic, false);
+    assert.equal(run[0].desired, 1);
+  });
+
   test('a burst from zero panics and scales up in one decision, coalesced', () => {
     const run = simulate(POLICY, 10, (t) => (t >= 2 ? 100 : 0));
     assert.equal(run[1].desired, 0);
@@ -130,6 +136,13 @@ describe('ConcurrencyWindow: time-weighted averages of requests in flight', () =
     w.set(0, t0 + 300);
     assert.equal(w.average(1 * S, t0 + S), 10);
     assert.equal(w.average(10 * S, t0 + S), 10, 'only one second has been observed');
+  });
+
+  test('a clock that starts at zero is a clock like any other', () => {
+    const w = new ConcurrencyWindow(10 * S);
+    w.set(5, 0);
+    w.set(0, 500);
+    assert.equal(w.average(S, S), 2.5);
   });
 
   test('averages over the window; old seconds fall out; a long quiet spell resets it', () => {

@@ -60,7 +60,8 @@ describe('autoscaler and the platform-wide instance limit, on a running platform
   });
 
   test('with every instance busy, a new function waits for room instead of failing', async () => {
-    await t.deploySource('hog', SLOW(1_500), 'scale:\n  concurrency: 1\n  max: 3\n  idleTimeout: 100ms\n');
+    // idleTimeout is long: room comes from a hog instance going idle, not from scale to zero.
+    await t.deploySource('hog', SLOW(1_500), 'scale:\n  concurrency: 1\n  max: 3\n  idleTimeout: 10m\n');
     // Make every instance busy: three slow requests take the whole budget.
     const hogs = Array.from({ length: 3 }, () => t.gw('/fn/hog'));
     await eventually(async () => (await info('hog')).instances.busy === 3 || undefined, 5_000, 'all three instances busy');
@@ -69,12 +70,23 @@ describe('autoscaler and the platform-wide instance limit, on a running platform
     const res = await t.gw('/fn/patient');
     assert.equal(res.status, 200);
     assert.equal(await res.text(), 'served');
-    assert.ok(Date.now() - t0 >= 300, 'it waited for a busy instance to finish');
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 300 && waited < 5_000, `it waited for a busy instance to finish, not for idleTimeout (${waited} ms)`);
     for (const r of await Promise.all(hogs)) assert.equal(r.status, 200);
   });
 
+  test('the memory limit holds for an instance whose cold start is slow', async () => {
+    // Module init takes longer than the watchdog's interval: the watchdog must be awake when requests start.
+    const code = `await new Promise((r) => setTimeout(r, 600));
+export default { async fetch() { const held = []; for (let i = 0; i < 50; i++) held.push(Buffer.alloc(10 * 1024 * 1024, 1)); await new Promise((r) => setTimeout(r, 1500)); return new Response('survived ' + held.length); } };`;
+    await t.deploySource('slow-hog', code, 'memory: 256\ntimeout: 20s\n');
+    const res = await t.gw('/fn/slow-hog');
+    assert.equal(res.status, 502, await res.clone().text());
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'NIMBUS_MEMORY_LIMIT');
+  });
+
   test('an idle platform runs no autoscaler timer and no instances', async () => {
-    for (const name of ['idle-a', 'idle-b', 'idle-c', 'third', 'hog', 'patient']) await t.admin('DELETE', `/v1/functions/${name}`);
+    for (const name of ['idle-a', 'idle-b', 'idle-c', 'third', 'hog', 'patient', 'slow-hog']) await t.admin('DELETE', `/v1/functions/${name}`);
     await eventually(() => t.platform.runtime.budget.used === 0 || undefined, 5_000, 'every instance gone');
     await eventually(() => t.platform.runtime.scaleLoop.active === 0 || undefined, 3_000, 'no pool left to decide for');
   });

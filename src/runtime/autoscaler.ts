@@ -82,7 +82,8 @@ export function decideScale(policy: ScalePolicy, obs: ScaleObservation, prev: Sc
   stable = Math.min(maxUp, Math.max(maxDown, stable));
   panicWant = Math.min(maxUp, Math.max(maxDown, panicWant));
 
-  const over = ready === 0 ? obs.panicAverage > 0 : obs.panicAverage / (ready * target) >= policy.panicThreshold;
+  // As Knative: no ready instance counts as one, so a single request to a function at zero is no panic.
+  const over = obs.panicAverage / (Math.max(1, ready) * target) >= policy.panicThreshold;
   const lastOverThreshold = over ? obs.now : prev.lastOverThreshold;
   let panicSince = prev.panicSince;
   if (over && panicSince === undefined) panicSince = obs.now;
@@ -107,7 +108,8 @@ export class ConcurrencyWindow {
   /** Index (time / bucketMs) of the newest bucket written. */
   #head = 0;
   #level = 0;
-  #since = 0;
+  /** When the level last changed; undefined until the first set(). */
+  #since: number | undefined;
   /** When the first level was set: the averages cover no time before it. */
   #first = 0;
 
@@ -143,7 +145,7 @@ export class ConcurrencyWindow {
 
   /** Adds level × time since the last change into the buckets it spans. */
   #accumulate(now: number): void {
-    if (this.#since === 0) {
+    if (this.#since === undefined) {
       this.#since = now;
       this.#first = now;
       this.#head = Math.floor(now / this.#bucketMs);

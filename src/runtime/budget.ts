@@ -19,8 +19,9 @@ export class InstanceBudget {
   readonly limit: number;
   #used = 0;
   readonly #members = new Set<BudgetMember>();
-  readonly #waiting = new Set<BudgetMember>();
-  /** Idle instances asked to stop for room and not gone yet: one per waiting member is enough. */
+  /** Starts refused at the limit, per member, since it was last told there is room. */
+  readonly #refused = new Map<BudgetMember, number>();
+  /** Idle instances asked to stop for room and not gone yet. */
   #evicting = 0;
 
   constructor(limit: number) {
@@ -37,12 +38,13 @@ export class InstanceBudget {
 
   leave(member: BudgetMember): void {
     this.#members.delete(member);
-    this.#waiting.delete(member);
+    this.#refused.delete(member);
   }
 
   /**
-   * Takes a unit for a start. At the limit: false, and with `evict` another member's
-   * idle instance is asked to make room and this member is told when there is some.
+   * Takes a unit for a start. At the limit: false, and with `evict` the start is counted
+   * as waiting: idle instances of other members are asked to stop, one per waiting
+   * start, and the member is told when there is room.
    */
   take(member: BudgetMember, evict = true): boolean {
     if (this.#used < this.limit) {
@@ -50,17 +52,26 @@ export class InstanceBudget {
       return true;
     }
     if (!evict) return false;
-    this.#waiting.add(member);
-    if (this.#evicting < this.#waiting.size && this.#evictOne(member)) this.#evicting++;
+    this.#refused.set(member, (this.#refused.get(member) ?? 0) + 1);
+    let waiting = 0;
+    for (const n of this.#refused.values()) waiting += n;
+    while (this.#evicting < waiting && this.#evictOne(member)) this.#evicting++;
     return false;
   }
 
+  /** Whether a member other than this one waits for room (an instance of this one going idle can give it). */
+  wanted(by: BudgetMember): boolean {
+    for (const m of this.#refused.keys()) if (m !== by) return true;
+    return false;
+  }
+
+  /** An instance that held a unit has exited. */
   give(): void {
     this.#used = Math.max(0, this.#used - 1);
     this.#evicting = Math.max(0, this.#evicting - 1);
-    for (const member of this.#waiting) {
+    for (const member of this.#refused.keys()) {
       if (this.#used >= this.limit) break;
-      this.#waiting.delete(member);
+      this.#refused.delete(member);
       member.budgetFreed();
     }
   }

@@ -61,6 +61,8 @@ export interface PoolContext {
   budget?: InstanceBudget;
   loop?: ScaleLoop;
   now?: () => number;
+  /** An instance starts for this pool (the runtime's memory watchdog wakes up). */
+  onStart?: () => void;
 }
 
 /**
@@ -89,6 +91,10 @@ export class FunctionPool implements BudgetMember, Scalable {
   #lastRequestAt = 0;
   #starting = 0;
   #retired = false;
+  /** Busy slots over all instances, kept current per event (no loop over instances per request). */
+  #busyTotal = 0;
+  readonly #seenBusy = new Map<Instance, number>();
+  readonly #onStart: () => void;
   /** Instances holding a unit of the platform budget (started by this pool and not yet gone). */
   readonly #counted = new Set<Instance>();
   /** Called when the pool is retired and has no instances left. */
@@ -112,6 +118,7 @@ export class FunctionPool implements BudgetMember, Scalable {
     this.#budget = context.budget;
     this.#loop = context.loop ?? new ScaleLoop(AUTOSCALER_TICK_MS);
     this.#now = context.now ?? Date.now;
+    this.#onStart = context.onStart ?? (() => {});
     const { min, max, concurrency, windowMs, utilization, idleTimeoutMs } = spec.scale;
     this.#policy = {
       min,
@@ -152,6 +159,7 @@ export class FunctionPool implements BudgetMember, Scalable {
     const free = this.#pick();
     if (free) {
       free.busy++;
+      this.#account(free);
       this.invocations++;
       this.#observe(true);
       return Promise.resolve(free);
@@ -261,6 +269,19 @@ export class FunctionPool implements BudgetMember, Scalable {
     this.ensureMin();
   }
 
+  /** Brings the running total of busy slots up to date with this instance's count (O(1) per request). */
+  #account(instance: Instance): void {
+    const before = this.#seenBusy.get(instance) ?? 0;
+    this.#busyTotal += instance.busy - before;
+    this.#seenBusy.set(instance, instance.busy);
+  }
+
+  /** An instance left the pool: its slots leave the total. */
+  #forget(instance: Instance): void {
+    this.#busyTotal -= this.#seenBusy.get(instance) ?? 0;
+    this.#seenBusy.delete(instance);
+  }
+
   #oldestIdle(): Instance | undefined {
     let oldest: Instance | undefined;
     for (const i of this.#instances) if (i.state === 'ready' && i.busy === 0 && (!oldest || i.lastActive < oldest.lastActive)) oldest = i;
@@ -270,9 +291,7 @@ export class FunctionPool implements BudgetMember, Scalable {
   /** The level of requests in flight (busy slots and waiters) changed; a request may have arrived. */
   #observe(arrived: boolean): void {
     const now = this.#now();
-    let level = this.#waiters.length;
-    for (const i of this.#instances) level += i.busy;
-    this.#window.set(level, now);
+    this.#window.set(this.#busyTotal + this.#waiters.length, now);
     if (arrived) {
       this.#lastRequestAt = now;
       this.#loop.activate(this);
@@ -291,6 +310,7 @@ export class FunctionPool implements BudgetMember, Scalable {
       const instance = this.#pick();
       if (!instance) break;
       instance.busy++;
+      this.#account(instance);
       (this.#waiters.shift() as Waiter).resolve(instance);
     }
   }
@@ -311,6 +331,7 @@ export class FunctionPool implements BudgetMember, Scalable {
     if (this.#retired || (this.#budget && !this.#budget.take(this, evict))) return false;
     this.#starting++;
     this.coldStarts++;
+    this.#onStart();
     let counted: Instance | undefined;
     void this.#warm
       .take(this.spec.memoryMB)
@@ -332,6 +353,7 @@ export class FunctionPool implements BudgetMember, Scalable {
           this.#starting--;
           if (this.#retired) {
             void instance.dispose();
+            this.#checkEmpty();
             return;
           }
           instance.lastActive = this.#now();
@@ -363,6 +385,7 @@ export class FunctionPool implements BudgetMember, Scalable {
 
   #slotFreed(instance: Instance): void {
     instance.lastActive = this.#now();
+    this.#account(instance);
     this.#dispatch();
     this.#observe(false);
     if (instance.state === 'draining') {
@@ -371,17 +394,27 @@ export class FunctionPool implements BudgetMember, Scalable {
       this.#scaleUp();
       return;
     }
-    if (this.#retired && instance.busy === 0) void this.#stop(instance);
+    if (this.#retired && instance.busy === 0) {
+      void this.#stop(instance);
+      return;
+    }
+    // Another function waits for room at the platform limit: an idle instance above min gives it.
+    if (instance.busy === 0 && instance.state === 'ready' && this.#instances.size > this.spec.scale.min && this.#budget?.wanted(this))
+      void this.#stop(instance);
   }
 
   async #stop(instance: Instance): Promise<void> {
     this.#instances.delete(instance);
+    this.#forget(instance);
     await instance.dispose();
     this.#checkEmpty();
   }
 
   #exited(instance: Instance): void {
+    // Its budget unit goes back first, so that a replacement does not push out another function's instance.
+    this.#uncount(instance);
     this.#instances.delete(instance);
+    this.#forget(instance);
     if (this.#retired) {
       this.#checkEmpty();
       return;

@@ -56,11 +56,14 @@ export class RuntimeManager {
 
   /** The pool for this function version, created (and warmed to scale.min) on first use. */
   pool(spec: FunctionSpec): FunctionPool {
-    this.#armWatchdog();
     const key = spec.key;
     let pool = this.#pools.get(key);
     if (pool) return pool;
-    pool = new FunctionPool(spec, this.#warmFor(spec), (instance) => this.#loadMessage(instance, spec), { budget: this.budget, loop: this.scaleLoop });
+    pool = new FunctionPool(spec, this.#warmFor(spec), (instance) => this.#loadMessage(instance, spec), {
+      budget: this.budget,
+      loop: this.scaleLoop,
+      onStart: () => this.#armWatchdog(),
+    });
     this.#pools.set(key, pool);
     const previous = this.#current.get(spec.name);
     this.#current.set(spec.name, pool);
@@ -170,11 +173,9 @@ export class RuntimeManager {
   }
 
   #checkMemory(): void {
+    // Instances still starting count: their first requests may already be on the way.
     let any = false;
-    for (const _ of this.instances()) {
-      any = true;
-      break;
-    }
+    for (const pool of this.#pools.values()) any ||= pool.instances.size > 0 || pool.size > 0;
     if (!any) {
       clearInterval(this.#watchdog);
       this.#watchdog = undefined;

@@ -132,7 +132,13 @@ export function portChannel(port: MessagePort, window: Int32Array, side: 'platfo
         events.error(new Error(`protocol error: frame length ${length} at byte ${offset} of a ${frames.length}-byte message`));
         return;
       }
-      events.frame(frames.readUInt8(offset + 4), frames.readUInt32BE(offset + 5), frames.subarray(offset + HEADER_BYTES, offset + 4 + length));
+      try {
+        events.frame(frames.readUInt8(offset + 4), frames.readUInt32BE(offset + 5), frames.subarray(offset + HEADER_BYTES, offset + 4 + length));
+      } catch (err) {
+        // As on the socket: a frame that cannot be handled ends the channel (the instance), not the process.
+        events.error(err as Error);
+        return;
+      }
       offset += 4 + length;
     }
     Atomics.sub(window, inbound, frames.length);

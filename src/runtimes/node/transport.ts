@@ -20,7 +20,7 @@ import {
   type ThreadWorkerData,
   WINDOW_SLOT,
 } from '../../runtime/protocol/channel.js';
-import type { FrameHandler } from '../../runtime/protocol/frames.js';
+import { type FrameHandler, FrameType } from '../../runtime/protocol/frames.js';
 
 export interface ShimLink {
   readonly isolation: 'process' | 'thread';
@@ -55,13 +55,21 @@ function connectThread(nimbus: ThreadWorkerData['nimbus'], onFrame: FrameHandler
   const window = new Int32Array(nimbus.window);
   // Leaving ends this thread only: process.exit in a worker stops the worker.
   const leave = (): never => process.exit(0);
-  const channel = portChannel(nimbus.port, window, 'instance', { frame: onFrame, error: leave, close: leave });
   const report = () => {
     const heap = getHeapStatistics();
     Atomics.store(window, WINDOW_SLOT.instanceMemoryKB, Math.round((heap.total_heap_size + heap.external_memory) / 1024));
   };
   report();
-  setInterval(report, THREAD_MEMORY_REPORT_INTERVAL_MS).unref();
+  // A pre-started generic worker has nothing to report: the timer starts with LOAD, so an idle pool costs no wakeups.
+  let reporting = false;
+  const frame: FrameHandler = (type, stream, payload) => {
+    if (!reporting && type === FrameType.LOAD) {
+      reporting = true;
+      setInterval(report, THREAD_MEMORY_REPORT_INTERVAL_MS).unref();
+    }
+    onFrame(type, stream, payload);
+  };
+  const channel = portChannel(nimbus.port, window, 'instance', { frame, error: leave, close: leave });
   return {
     isolation: 'thread',
     channel,
