@@ -126,6 +126,7 @@ describe('deploy, invoke, redeploy, remove', async () => {
       export default { async fetch(request) {
         if (new URL(request.url).searchParams.has('count')) return new Response(String(aborted));
         request.signal.addEventListener('abort', () => { aborted++; });
+        console.log('started');
         await new Promise((r) => setTimeout(r, 5000));
         return new Response('late');
       } };`,
@@ -133,7 +134,8 @@ describe('deploy, invoke, redeploy, remove', async () => {
     );
     const controller = new AbortController();
     const pending = t.gw('/fn/abortable', { signal: controller.signal }).catch(() => 'aborted');
-    await new Promise((r) => setTimeout(r, 300));
+    // Abort once the function runs (on a loaded machine the cold start can take a while).
+    await eventually(async () => (await t.logs('abortable')).some((l) => l.line === 'started') || undefined, 10_000, 'the request to start');
     controller.abort();
     assert.equal(await pending, 'aborted');
     await eventually(async () => (await (await t.gw('/fn/abortable?count')).text()) === '1', 3_000, 'the abort to reach the function');
