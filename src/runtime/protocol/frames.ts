@@ -166,8 +166,11 @@ export interface InvocationErrorMessage {
 }
 
 /**
- * A frame writer that gathers every frame written in one tick into a single writev:
- * a response is usually head + body + end + done, and one syscall beats four.
+ * A frame writer that gathers every frame written in one tick into a single writev: a
+ * response is usually head + body + end + done, and one syscall beats four. (Holding
+ * frames to the end of the event loop's turn, to send many requests' frames in one
+ * writev, measured fewer CPU µs per request but fewer requests per second: the
+ * instance waits idle for the batch instead of working on the first request.)
  */
 export function corkedWriter(socket: { cork(): void; uncork(): void; write(chunk: Buffer): boolean }): (frame: Buffer) => void {
   let corked = false;

@@ -28,7 +28,10 @@ interface Active {
   stream: number;
   requestId: string;
   body: BodyQueue;
-  abort: AbortController;
+  /** Made the first time the function asks for the signal: most never do, and each costs. */
+  abort: AbortController | undefined;
+  /** Why the request was cancelled, once it has been. */
+  cancelled: Error | undefined;
   responded: boolean;
   waits: Promise<unknown>[];
   /** Set while the platform has paused this stream's response body. */
@@ -81,8 +84,9 @@ const link = connect((type, stream, payload) => {
       if (a) {
         resume(a);
         a.responded = true;
-        a.body.fail(new Error('request cancelled'));
-        a.abort.abort(new Error('request cancelled'));
+        a.cancelled = new Error('request cancelled');
+        a.body.fail(a.cancelled);
+        a.abort?.abort(a.cancelled);
       }
       break;
     }
@@ -138,13 +142,19 @@ function baseEnv(msg: LoadMessage): Record<string, string> {
 }
 
 function start(stream: number, head: RequestHead): void {
-  const a: Active = { stream, requestId: head.requestId, body: new BodyQueue(), abort: new AbortController(), responded: false, waits: [] };
+  const a: Active = { stream, requestId: head.requestId, body: new BodyQueue(), abort: undefined, cancelled: undefined, responded: false, waits: [] };
   active.set(stream, a);
   const hasBody = !(head.method === 'GET' || head.method === 'HEAD');
   if (!hasBody) a.body.end();
   const inv: Invocation = {
     head,
-    signal: a.abort.signal,
+    get signal() {
+      if (!a.abort) {
+        a.abort = new AbortController();
+        if (a.cancelled) a.abort.abort(a.cancelled);
+      }
+      return a.abort.signal;
+    },
     body: a.body,
     hasBody,
     readBody: () => a.body.readAll(),

@@ -50,19 +50,19 @@ interface BatchPayload {
   messages: { id: string; timestamp: number; attempts: number; contentType: string; body: string }[];
 }
 
-const SIGNAL = Symbol('nimbus.request.signal');
+const INVOCATION = Symbol('nimbus.request.invocation');
 
 /**
  * A Request whose `signal` aborts when the client goes away. Handing the signal to
  * the Request constructor makes every Request five times as expensive to build, so
- * the getter returns the invocation's signal instead.
+ * the getter returns the invocation's signal instead, made when first asked for.
  */
 class InvocationRequest extends Request {
-  [SIGNAL]!: AbortSignal;
+  [INVOCATION]!: Invocation;
 }
 Object.defineProperty(InvocationRequest.prototype, 'signal', {
   get(this: InvocationRequest) {
-    return this[SIGNAL];
+    return this[INVOCATION].signal;
   },
 });
 
@@ -92,7 +92,7 @@ export function loadWorkers(mod: WorkersModule, info: FunctionInfo): LoadedFunct
         init.duplex = 'half';
       }
       const request = new InvocationRequest(url, init);
-      request[SIGNAL] = inv.signal;
+      request[INVOCATION] = inv;
       const ctx: ExecutionContext = { waitUntil: (p) => inv.waitUntil(p), passThroughOnException() {} };
       const response = await mod.fetch(request, env, ctx);
       if (!(response instanceof NativeResponse)) {
