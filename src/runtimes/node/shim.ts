@@ -54,7 +54,7 @@ const link = connect((type, stream, payload) => {
       void load(JSON.parse(payload.toString('utf8')) as LoadMessage);
       break;
     case FrameType.REQ_HEAD:
-      start(stream, JSON.parse(payload.toString('utf8')) as RequestHead);
+      void start(stream, JSON.parse(payload.toString('utf8')) as RequestHead);
       break;
     case FrameType.REQ_BODY:
       // Copy: over a socket the payload is a view into a buffer the decoder may reuse.
@@ -92,13 +92,16 @@ const link = connect((type, stream, payload) => {
     }
   }
 });
-const send = (frame: Buffer) => link.channel.send(frame);
+/** True while the warm-up request runs: its frames are for nobody. */
+let warming = false;
+const send = (frame: Buffer) => {
+  if (!warming) link.channel.send(frame);
+};
 
 async function load(msg: LoadMessage): Promise<void> {
   try {
     for (const key of Object.keys(process.env)) delete process.env[key];
     Object.assign(process.env, baseEnv(msg), msg.env);
-    tagStdio();
     if (msg.runtime === 'process') {
       fn = await loadProcess(msg);
       send(encodeJsonFrame(FrameType.LOADED, 0, { style: fn.style }));
@@ -141,7 +144,7 @@ function baseEnv(msg: LoadMessage): Record<string, string> {
   };
 }
 
-function start(stream: number, head: RequestHead): void {
+function start(stream: number, head: RequestHead): Promise<void> {
   const a: Active = { stream, requestId: head.requestId, body: new BodyQueue(), abort: undefined, cancelled: undefined, responded: false, waits: [] };
   active.set(stream, a);
   const hasBody = !(head.method === 'GET' || head.method === 'HEAD');
@@ -162,9 +165,7 @@ function start(stream: number, head: RequestHead): void {
       a.waits.push(Promise.resolve(p).catch((err) => console.error('waitUntil promise rejected:', err)));
     },
   };
-  requestContext.run({ requestId: head.requestId, stream }, () => {
-    void run(a, inv);
-  });
+  return requestContext.run({ requestId: head.requestId, stream }, () => run(a, inv));
 }
 
 async function run(a: Active, inv: Invocation): Promise<void> {
@@ -252,25 +253,47 @@ link.onStop(() => {
 
 /**
  * Pays the one-time costs before saying READY, while the instance is still generic:
- * Node builds fetch's Request/Response/Headers and web streams lazily on first use,
- * which would otherwise land on a function's first request.
+ * V8 compiles each function on its first call, and Node builds fetch's classes, web
+ * streams and the async context lazily, which would otherwise all land on a function's
+ * first request. So the instance imports a small Workers function (warm-up.ts) and
+ * serves it two requests, GET and POST with a streamed body, through the same path as
+ * any other, its frames dropped; then it is generic again.
  */
 async function warmUp(): Promise<void> {
-  const request = new Request('http://localhost/warm-up', {
-    method: 'POST',
-    headers: new Headers({ a: 'b' }),
-    body: ReadableStream.from([Buffer.from('x')]),
-    duplex: 'half',
-  } as RequestInit);
-  await request.text();
-  const response = new Response('warm', { headers: { 'content-type': 'text/plain' } });
-  response.headers.forEach(() => {});
-  for await (const _ of response.body as unknown as AsyncIterable<Uint8Array>) {
-    // Drain.
+  tagStdio();
+  const native = globalThis.Response;
+  fn = loadStyle((await import('./warm-up.js')) as Record<string, unknown>, undefined, undefined, {
+    functionName: 'warm-up',
+    version: 0,
+    memoryMB: 0,
+    env: {},
+  });
+  warming = true;
+  try {
+    const head = (method: string): RequestHead => ({
+      requestId: 'warm-up',
+      method,
+      path: '/warm-up?x=1',
+      headers: ['Host', 'localhost', 'Content-Type', 'text/plain', 'Accept', '*/*'],
+      deadline: Date.now() + 10_000,
+      sourceIp: '127.0.0.1',
+      protocol: 'HTTP/1.1',
+    });
+    await start(WARM_STREAM, head('GET'));
+    const post = start(WARM_STREAM, head('POST'));
+    active.get(WARM_STREAM)?.body.push(Buffer.from('warm'));
+    active.get(WARM_STREAM)?.body.end();
+    await post;
+  } finally {
+    warming = false;
+    fn = undefined;
+    globalThis.Response = native;
   }
-  await Response.json({ warm: true }).arrayBuffer();
 }
 
+/** The warm-up requests' stream: past any the platform assigns. */
+const WARM_STREAM = 0xffffffff;
+
 void warmUp()
-  .catch(() => {})
+  .catch((err) => console.error('nimbus: warm-up failed (the first request will be slower):', err))
   .then(() => send(encodeJsonFrame(FrameType.READY, 0, { pid: process.pid, runtime: 'node', isolation: link.isolation })));
