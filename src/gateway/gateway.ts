@@ -180,7 +180,8 @@ async function invoke(
   fail: SendError,
 ): Promise<void> {
   const deadline = Date.now() + spec.timeoutMs;
-  const waiting = new AbortController();
+  /** Made only when the request has to wait for an instance. */
+  let waiting: AbortController | undefined;
   let instance: Instance | undefined;
   let stream = 0;
   let finished = false;
@@ -193,29 +194,34 @@ async function invoke(
     // Past the deadline: a request still waiting for an instance gives up; one that is
     // running is answered 504 and its instance killed or drained (Instance.timeOut).
     if (instance) instance.timeOut(stream, spec.timeoutMs);
-    else waiting.abort(new NimbusError('NIMBUS_FUNCTION_TIMEOUT', `function "${spec.name}" did not start within its ${spec.timeoutMs} ms timeout`));
+    else waiting?.abort(new NimbusError('NIMBUS_FUNCTION_TIMEOUT', `function "${spec.name}" did not start within its ${spec.timeoutMs} ms timeout`));
   }, spec.timeoutMs);
 
   res.on('close', () => {
     if (finished) return;
     finish();
     if (instance) instance.cancel(stream);
-    else waiting.abort(new Error('client closed'));
+    else waiting?.abort(new Error('client closed'));
   });
 
-  let pool: FunctionPool;
-  try {
-    ({ pool, instance } = await acquireSlot(deps, spec, waiting.signal));
-  } catch (err) {
-    if (!finished) {
-      finish();
-      fail(res, err, requestId);
+  // The warm path: a free slot now. Otherwise wait for one (a cold start, or a queue).
+  instance = deps.runtime.pool(spec).tryAcquire();
+  if (!instance) {
+    waiting = new AbortController();
+    let pool: FunctionPool;
+    try {
+      ({ pool, instance } = await acquireSlot(deps, spec, waiting.signal));
+    } catch (err) {
+      if (!finished) {
+        finish();
+        fail(res, err, requestId);
+      }
+      return;
     }
-    return;
-  }
-  if (finished) {
-    pool.release(instance);
-    return;
+    if (finished) {
+      pool.release(instance);
+      return;
+    }
   }
 
   const target = instance;
@@ -235,6 +241,14 @@ async function invoke(
     },
     sink,
   );
+  // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
+  // §6.3), nor one with Content-Length: 0: its end goes to the instance with its head,
+  // in the same write, rather than a tick later in a second one.
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) {
+    target.endBody(stream);
+    return;
+  }
   let received = 0;
   req.on('data', (chunk: Buffer) => {
     received += chunk.length;

@@ -152,18 +152,27 @@ export class FunctionPool implements BudgetMember, Scalable {
     return { desired: this.#scale.desired, panic: this.#panic, inFlight: this.#window.level, waiting: this.#waiters.length };
   }
 
+  /**
+   * A slot on a ready instance right now, or undefined: the warm path, with no promise
+   * and no abort signal to make. The caller ends it as an acquire()d one.
+   */
+  tryAcquire(): Instance | undefined {
+    if (this.#retired) return undefined;
+    const free = this.#pick();
+    if (!free) return undefined;
+    free.busy++;
+    this.#account(free);
+    this.invocations++;
+    this.#observe(true);
+    return free;
+  }
+
   /** Takes one slot; the caller must end it with an invocation (DONE) or release(). */
   acquire(signal?: AbortSignal): Promise<Instance> {
     if (this.#retired)
       return Promise.reject(new NimbusError('NIMBUS_SHUTTING_DOWN', `function "${this.spec.name}" version ${this.spec.version} is being replaced`));
-    const free = this.#pick();
-    if (free) {
-      free.busy++;
-      this.#account(free);
-      this.invocations++;
-      this.#observe(true);
-      return Promise.resolve(free);
-    }
+    const free = this.tryAcquire();
+    if (free) return Promise.resolve(free);
     if (this.#waiters.length >= MAX_QUEUED_REQUESTS_PER_FUNCTION) {
       return Promise.reject(new NimbusError('NIMBUS_TOO_MANY_REQUESTS', `function "${this.spec.name}" has ${this.#waiters.length} requests waiting`));
     }
