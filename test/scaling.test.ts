@@ -9,7 +9,7 @@ import { eventually, startPlatform, tempDir, testNoLeakedChildren } from './help
 
 const SLOW = (ms: number) => `export default { async fetch() { await new Promise((r) => setTimeout(r, ${ms})); return new Response(String(process.pid)); } };`;
 
-type Info = { instances: { ready: number; busy: number; coldStarts: number; autoscaler?: { desired: number; panic: boolean } } };
+type Info = { instances: { ready: number; busy: number; coldStarts: number; autoscaler?: { desired: number; panic: boolean; waiting: number } } };
 
 describe('autoscaler and the platform-wide instance limit, on a running platform', async () => {
   const t = await startPlatform({ warmPoolSize: 2, maxInstances: 3 });
@@ -85,8 +85,45 @@ export default { async fetch() { const held = []; for (let i = 0; i < 50; i++) h
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'NIMBUS_MEMORY_LIMIT');
   });
 
+  test('through the gateway: with the wait queue full, the next request is answered 429 with Retry-After at once', async () => {
+    // It holds its one slot until its client leaves.
+    const untilAborted = `export default { async fetch(request) {
+      await new Promise((r) => { const t = setTimeout(r, 20000); request.signal.addEventListener('abort', () => { clearTimeout(t); r(); }); });
+      return new Response('done');
+    } };`;
+    await t.deploySource('queue-full', untilAborted, 'scale:\n  concurrency: 1\n  max: 1\ntimeout: 30s\n');
+    const clients = new AbortController();
+    const leave = (p: Promise<Response>) => p.then((r) => r.status).catch(() => 'left');
+    const busy = leave(t.gw('/fn/queue-full', { signal: clients.signal }));
+    await eventually(async () => (await info('queue-full')).instances.busy === 1 || undefined, 10_000, 'the only slot taken');
+    const queued = Array.from({ length: MAX_QUEUED_REQUESTS_PER_FUNCTION }, () => leave(t.gw('/fn/queue-full', { signal: clients.signal })));
+    await eventually(
+      async () => (await info('queue-full')).instances.autoscaler?.waiting === MAX_QUEUED_REQUESTS_PER_FUNCTION || undefined,
+      15_000,
+      `${MAX_QUEUED_REQUESTS_PER_FUNCTION} requests waiting`,
+    );
+    const t0 = Date.now();
+    const refused = await t.gw('/fn/queue-full');
+    assert.equal(refused.status, 429);
+    assert.ok(Date.now() - t0 < 2_000, 'refused at once, not after waiting');
+    assert.equal(refused.headers.get('retry-after'), '1');
+    assert.equal(refused.headers.get('x-nimbus-error-code'), 'NIMBUS_TOO_MANY_REQUESTS');
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'NIMBUS_TOO_MANY_REQUESTS');
+    // The clients give up: their places in the queue go with them.
+    clients.abort();
+    assert.ok((await Promise.all([busy, ...queued])).every((r) => r === 'left'));
+    await eventually(
+      async () => {
+        const i = (await info('queue-full')).instances;
+        return (i.autoscaler?.waiting === 0 && i.busy === 0) || undefined;
+      },
+      5_000,
+      'the queue empty and the slot free',
+    );
+  });
+
   test('an idle platform runs no autoscaler timer and no instances', async () => {
-    for (const name of ['idle-a', 'idle-b', 'idle-c', 'third', 'hog', 'patient', 'slow-hog']) await t.admin('DELETE', `/v1/functions/${name}`);
+    for (const name of ['idle-a', 'idle-b', 'idle-c', 'third', 'hog', 'patient', 'slow-hog', 'queue-full']) await t.admin('DELETE', `/v1/functions/${name}`);
     await eventually(() => t.platform.runtime.budget.used === 0 || undefined, 5_000, 'every instance gone');
     await eventually(() => t.platform.runtime.scaleLoop.active === 0 || undefined, 3_000, 'no pool left to decide for');
   });
