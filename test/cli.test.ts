@@ -30,7 +30,10 @@ function nimbus(args: string[], opts: { cwd: string; env?: Record<string, string
 function up(
   cwd: string,
   extra: string[] = [],
-): Promise<{ child: ChildProcess; info: { gatewayUrl: string; adminUrl: string; tokenFile: string; functions: { name: string; url?: string }[] } }> {
+): Promise<{
+  child: ChildProcess;
+  info: { gatewayUrl: string; adminUrl: string; tokenFile: string; functions: { name: string; url?: string; example?: { method: string; url: string } }[] };
+}> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'up', '--port', '0', '--admin-port', '0', '--warm-pool', '1', '--json', ...extra], { cwd, env: cleanEnv() });
     after(() => {
@@ -175,6 +178,15 @@ describe('npm start equivalent: nimbus up --examples', async () => {
     assert.ok(names.includes('greet') && names.includes('hello-lambda') && names.includes('echo'), names.join());
     for (const f of info.functions) {
       assert.ok(f.url, `example ${f.name} deployed`);
+    }
+    // The URL printed for each example is the one its source suggests trying, and it answers.
+    const netlify = info.functions.find((f) => f.name === 'netlify-v2');
+    assert.deepEqual(netlify?.example, { method: 'GET', url: `${info.gatewayUrl}/fn/netlify-v2/travel-guide/paris/france` });
+    for (const f of info.functions) {
+      if (f.example?.method !== 'GET') continue;
+      const res = await fetch(f.example.url);
+      await res.arrayBuffer();
+      assert.equal(res.status, 200, `${f.name}: GET ${f.example.url}`);
     }
     const res = await fetch(`${info.gatewayUrl}/fn/greet?name=Ada`);
     assert.deepEqual(await res.json(), { message: 'Hello, Ada!' });

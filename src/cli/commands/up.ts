@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -85,7 +85,7 @@ Options:
           dataDir: platform.dataDir,
           tokenFile: platform.tokenFile,
           pid: process.pid,
-          functions: deployed,
+          functions: deployed.map(({ suggested, ...d }) => (suggested ? { ...d, example: { method: suggested.method, url: `${d.url}${suggested.path}` } } : d)),
         }),
       );
     } else {
@@ -96,7 +96,7 @@ Options:
       if (deployed.length > 0) {
         print('');
         print('Example functions:');
-        print(table(deployed.map((d) => [`  ${d.name}`, d.url ?? `failed: ${d.error}`])));
+        print(table(deployed.map((d) => [`  ${d.name}`, d.url ? tryIt(d) : `failed: ${d.error}`])));
       }
       print('');
       print('Deploy your own: nimbus init hello --template typescript && nimbus deploy hello');
@@ -110,6 +110,26 @@ interface DeployedExample {
   name: string;
   url?: string;
   error?: string;
+  /** The request the example's source suggests (its first "GET /fn/<name>/..." line). */
+  suggested?: { method: string; path: string };
+}
+
+/** An example's URL as its source suggests trying it: with its path and query, and the method when not GET. */
+function tryIt(d: DeployedExample): string {
+  if (!d.suggested) return d.url as string;
+  const url = `${d.url}${d.suggested.path}`;
+  return d.suggested.method === 'GET' ? url : `${url}  (${d.suggested.method})`;
+}
+
+/** The first "METHOD /fn/<name>[/path][?query]" an example's source files mention. */
+function suggestedRequest(dir: string, name: string): DeployedExample['suggested'] {
+  const pattern = new RegExp(`\\b(GET|POST|PUT|DELETE) /fn/${name}((?:[/?][^\\s"'\`]*)?)`);
+  for (const file of readdirSync(dir).sort()) {
+    if (!/\.(m?js|cjs|ts|py)$/.test(file)) continue;
+    const m = pattern.exec(readFileSync(join(dir, file), 'utf8'));
+    if (m) return { method: m[1], path: m[2].replace(/[.,;:]+$/, '') };
+  }
+  return undefined;
 }
 
 async function deployExamples(platform: Platform, quiet: boolean): Promise<DeployedExample[]> {
@@ -127,7 +147,8 @@ async function deployExamples(platform: Platform, quiet: boolean): Promise<Deplo
     try {
       const built = await buildFunction(join(EXAMPLES_DIR, dir));
       await platform.registry.deploy(built.manifest.name, built.zip);
-      out.push({ name: built.manifest.name, url: `${platform.gatewayUrl}/fn/${built.manifest.name}` });
+      const name = built.manifest.name;
+      out.push({ name, url: `${platform.gatewayUrl}/fn/${name}`, suggested: suggestedRequest(join(EXAMPLES_DIR, dir), name) });
     } catch (err) {
       const e = toNimbusError(err);
       if (!quiet) process.stderr.write(`nimbus: example ${dir} did not deploy: ${e.message}\n`);
