@@ -126,7 +126,13 @@ function suggestedRequest(dir: string, name: string): DeployedExample['suggested
   const pattern = new RegExp(`\\b(GET|POST|PUT|DELETE) /fn/${name}((?:[/?][^\\s"'\`]*)?)`);
   for (const file of readdirSync(dir).sort()) {
     if (!/\.(m?js|cjs|ts|py)$/.test(file)) continue;
-    const m = pattern.exec(readFileSync(join(dir, file), 'utf8'));
+    let source: string;
+    try {
+      source = readFileSync(join(dir, file), 'utf8');
+    } catch {
+      continue; // a folder named like a file, or unreadable: the plain URL will do
+    }
+    const m = pattern.exec(source);
     if (m) return { method: m[1], path: m[2].replace(/[.,;:]+$/, '') };
   }
   return undefined;
