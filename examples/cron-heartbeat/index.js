@@ -9,10 +9,9 @@ export default {
   },
 
   async fetch(_request, env) {
-    return Response.json({
-      schedule: '*/5 * * * *',
-      lastRun: await env.BEATS.get('last-run'),
-      runs: Number((await env.BEATS.get('runs')) ?? 0),
-    });
+    // runs first: scheduled() writes last-run before runs, so a count read here never
+    // comes with an older last-run (KV has no transactions across keys).
+    const runs = Number((await env.BEATS.get('runs')) ?? 0);
+    return Response.json({ schedule: '*/5 * * * *', lastRun: await env.BEATS.get('last-run'), runs });
   },
 };
