@@ -10,6 +10,22 @@ import { Platform } from '../src/platform.js';
 export const REPO_ROOT = join(dirname(new URL(import.meta.url).pathname), '..', '..');
 export const CLI = join(REPO_ROOT, 'bin', 'nimbus.js');
 
+/** Every variable an instance sees besides its manifest's env (docs/runtime.md), sorted. */
+export const INSTANCE_BASE_ENV = [
+  'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+  'AWS_LAMBDA_FUNCTION_NAME',
+  'AWS_LAMBDA_FUNCTION_VERSION',
+  'HOME',
+  'LANG',
+  'NIMBUS_FUNCTION_MEMORY_MB',
+  'NIMBUS_FUNCTION_NAME',
+  'NIMBUS_FUNCTION_TIMEOUT_MS',
+  'NIMBUS_FUNCTION_VERSION',
+  'NODE_ENV',
+  'PATH',
+  'TZ',
+];
+
 const tempDirs: string[] = [];
 
 /** A temp folder removed when the test file ends. */
