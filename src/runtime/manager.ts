@@ -43,13 +43,15 @@ export class RuntimeManager {
   readonly scaleLoop = new ScaleLoop(AUTOSCALER_TICK_MS);
   /** Deploy-check instances on their way out, awaited by dispose(). */
   readonly #checking = new Set<Instance>();
+  /** Every launcher's log sink: a line goes to the function the instance was loaded for. */
+  readonly #onLog = (instance: Instance, log: LogLine) => this.#opts.onLog(instance.owner, log);
 
   constructor(opts: RuntimeOptions) {
     this.#opts = opts;
     this.budget = new InstanceBudget(opts.maxInstances ?? DEFAULT_MAX_INSTANCES);
-    const launcher = new NodeLauncher({ codeRoot: opts.codeRoot, onLog: (instance, log) => opts.onLog(instance.owner, log) });
+    const launcher = new NodeLauncher({ codeRoot: opts.codeRoot, onLog: this.#onLog });
     this.#warm = new WarmPool(launcher, opts.warmPoolSize, DEFAULT_MEMORY_MB);
-    const processLauncher = new NodeLauncher({ codeRoot: opts.codeRoot, permissionModel: false, onLog: (instance, log) => opts.onLog(instance.owner, log) });
+    const processLauncher = new NodeLauncher({ codeRoot: opts.codeRoot, permissionModel: false, onLog: this.#onLog });
     this.#processStarts = new WarmPool(processLauncher, 0, DEFAULT_MEMORY_MB);
     this.#warm.fill();
   }
@@ -114,7 +116,7 @@ export class RuntimeManager {
   /** The thread warm pool (as many workers as the process warm pool has processes), started with the first thread function. */
   #threads(): WarmPool {
     if (!this.#threadWarm) {
-      const launcher = new ThreadLauncher({ onLog: (instance, log) => this.#opts.onLog(instance.owner, log) });
+      const launcher = new ThreadLauncher({ onLog: this.#onLog });
       this.#threadWarm = new WarmPool(launcher, this.#opts.warmPoolSize, DEFAULT_MEMORY_MB);
       this.#threadWarm.fill();
     }
@@ -124,7 +126,7 @@ export class RuntimeManager {
   /** The Python warm pool, started with the first Python function. */
   #python(): WarmPool {
     if (!this.#pythonWarm) {
-      const launcher = new PythonLauncher({ onLog: (instance, log) => this.#opts.onLog(instance.owner, log) });
+      const launcher = new PythonLauncher({ onLog: this.#onLog });
       this.#pythonWarm = new WarmPool(launcher, PYTHON_WARM_POOL_SIZE, DEFAULT_MEMORY_MB);
       this.#pythonWarm.fill();
     }
