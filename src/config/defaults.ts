@@ -100,3 +100,14 @@ export const MAX_PUBLISH_BATCH = 100;
 export const MAX_PUBLISH_BATCH_JSON_BYTES = 10 * 1024 * 1024;
 /** How often the scheduler looks at least (it also wakes for the next due tick). */
 export const SCHEDULER_MAX_SLEEP_MS = 60_000;
+/**
+ * The whole environment an instance starts with (process or thread): none of the
+ * platform's own variables (NODE_OPTIONS, NODE_EXTRA_CA_CERTS, secrets). LOAD adds the
+ * function's and the documented ones (docs/runtime.md).
+ */
+export const INSTANCE_START_ENV: Readonly<Record<string, string>> = Object.freeze({
+  PATH: '/usr/local/bin:/usr/bin:/bin',
+  LANG: 'C.UTF-8',
+  TZ: 'UTC',
+  HOME: '/tmp',
+});

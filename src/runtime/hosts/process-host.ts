@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { INSTANCE_START_ENV } from '../../config/defaults.js';
 import { type ChannelEvents, socketChannel } from '../protocol/channel.js';
 import type { HostExit, InstanceHost } from './host.js';
 
@@ -14,7 +15,7 @@ const PAGE_BYTES = 4096;
 export function spawnProcessHost(command: string, args: string[], events: ChannelEvents): InstanceHost {
   const proc = spawn(command, args, {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', TZ: 'UTC', HOME: '/tmp' },
+    env: { ...INSTANCE_START_ENV },
     cwd: '/',
     detached: true,
   });

@@ -1,4 +1,5 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
+import { INSTANCE_START_ENV } from '../../config/defaults.js';
 import { type ChannelEvents, portChannel, STOP_MESSAGE, type ThreadWorkerData, WINDOW_SLOT, WINDOW_SLOTS } from '../protocol/channel.js';
 import type { HostExit, InstanceHost } from './host.js';
 
@@ -22,7 +23,7 @@ export function startThreadHost(opts: ThreadHostOptions, events: ChannelEvents):
   const worker = new Worker(opts.shim, {
     // Its own copy of the same minimal environment a process instance starts with:
     // none of the platform's variables (NODE_OPTIONS, NODE_EXTRA_CA_CERTS, secrets).
-    env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', TZ: 'UTC', HOME: '/tmp' },
+    env: { ...INSTANCE_START_ENV },
     argv: [],
     execArgv: [],
     stdin: false,

@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
+import { INSTANCE_START_ENV } from '../../config/defaults.js';
 import type { LoadMessage, RequestHead } from '../../runtime/protocol/frames.js';
 import { encodeFrame, encodeJsonFrame, FrameType } from '../../runtime/protocol/frames.js';
 import { loadProcess } from '../process/load.js';
@@ -129,10 +130,7 @@ async function load(msg: LoadMessage): Promise<void> {
 /** The documented variables every instance sees besides its own env. */
 function baseEnv(msg: LoadMessage): Record<string, string> {
   return {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
-    LANG: 'C.UTF-8',
-    TZ: 'UTC',
-    HOME: '/tmp',
+    ...INSTANCE_START_ENV,
     NODE_ENV: 'production',
     NIMBUS_FUNCTION_NAME: msg.functionName,
     NIMBUS_FUNCTION_VERSION: String(msg.version),
