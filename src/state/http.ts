@@ -20,7 +20,6 @@ export interface StateDeps {
 export type Resolve = (kind: 'kv' | 'bucket' | 'topic', name: string) => string;
 
 const META_PREFIX = 'x-nimbus-meta-';
-const MAX_BATCH_JSON_BYTES = MAX_PUBLISH_BATCH_JSON_BYTES;
 
 /**
  * The state routes (docs/state.md), the same for the admin API and for functions:
@@ -229,7 +228,7 @@ async function publish(events: Events, topic: string, batch: boolean, method: st
     const body = await readBody(req, MAX_TOPIC_MESSAGE_BYTES, 'NIMBUS_PAYLOAD_TOO_LARGE');
     messages = [{ body, contentType: req.headers['content-type'] ?? 'application/octet-stream' }];
   } else {
-    messages = parseBatch(await readBody(req, MAX_BATCH_JSON_BYTES, 'NIMBUS_PAYLOAD_TOO_LARGE'));
+    messages = parseBatch(await readBody(req, MAX_PUBLISH_BATCH_JSON_BYTES, 'NIMBUS_PAYLOAD_TOO_LARGE'));
   }
   const result = await events.publish(topic, messages, idempotencyKey);
   sendJson(res, 202, { topic, ids: result.ids, subscribers: result.subscribers });
