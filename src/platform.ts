@@ -11,7 +11,9 @@ import { FunctionRegistry } from './control/registry.js';
 import { Events, type EventsOptions } from './events/events.js';
 import { SqliteQueue } from './events/sqlite-queue.js';
 import { createGateway } from './gateway/gateway.js';
+import { DIST_SRC_DIR, findPython, PYTHON_SHIM_DIR } from './runtime/launcher.js';
 import { RuntimeManager } from './runtime/manager.js';
+import { Sandboxes, type SandboxInfo } from './runtime/sandbox/sandbox.js';
 import { NimbusError } from './shared/errors.js';
 import { StateEndpoint } from './state/endpoint.js';
 import { ChangeRelay } from './state/relay.js';
@@ -31,6 +33,13 @@ export interface PlatformOptions {
   maxInstances?: number;
   /** Retry timing, queue limit and clock of the event queue (tests shorten them). */
   events?: EventsOptions;
+  /**
+   * auto (the default): every process instance runs in the sandbox; where there is none
+   * (no bubblewrap), a platform bound to loopback runs instances as plain processes and
+   * says so, and one that listens beyond loopback refuses to run them. off: plain
+   * processes, whatever the machine has (`nimbus up --insecure-no-sandbox`).
+   */
+  sandbox?: 'auto' | 'off';
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -51,10 +60,11 @@ export class Platform {
   readonly events: Events;
   /** KV namespaces and buckets. */
   readonly state: StateStore;
-  /** Where functions reach their bindings (127.0.0.1 only, a token per instance). */
+  /** Where functions reach their bindings (over each instance's own channel, a token per instance). */
   readonly stateEndpoint: StateEndpoint;
   readonly #relay: ChangeRelay;
-  #stateListening: Promise<string> | undefined;
+  /** What isolates instances here (GET /v1/info, `nimbus ls`, the start banner). */
+  readonly sandbox: SandboxInfo;
   gatewayUrl = '';
   adminUrl = '';
   #gateway: Server;
@@ -73,12 +83,13 @@ export class Platform {
       const artifacts = new ArtifactStore(join(this.dataDir, 'bundles'));
       this.logs = new LogBuffer(this.store);
       this.state = new StateStore(this.dataDir);
+      const sandbox = openSandbox(this.dataDir, opts);
+      this.sandbox = sandbox.info;
       this.runtime = new RuntimeManager({
-        credentials: async (spec) => {
-          this.#stateListening ??= this.stateEndpoint.listen();
-          await this.#stateListening;
-          return this.stateEndpoint.issue(spec.name, spec.bindings);
-        },
+        sandboxes: sandbox.sandboxes,
+        refuseUnsandboxed: sandbox.refuse,
+        credentials: async (spec) => this.stateEndpoint.issue(spec.name, spec.bindings),
+        onTunnel: (_instance, socket) => this.stateEndpoint.accept(socket),
         codeRoot: artifacts.root,
         warmPoolSize: opts.warmPoolSize ?? DEFAULT_WARM_POOL_SIZE,
         maxInstances: opts.maxInstances,
@@ -113,7 +124,7 @@ export class Platform {
         logs: this.logs,
         events: this.events,
         state: this.state,
-        info: () => ({ version: NIMBUS_VERSION, gatewayUrl: this.gatewayUrl, adminUrl: this.adminUrl, dataDir: this.dataDir }),
+        info: () => ({ version: NIMBUS_VERSION, gatewayUrl: this.gatewayUrl, adminUrl: this.adminUrl, dataDir: this.dataDir, sandbox: this.sandbox }),
       });
     } catch (err) {
       releaseLock(this.dataDir);
@@ -124,8 +135,6 @@ export class Platform {
   static async start(opts: PlatformOptions): Promise<Platform> {
     const platform = new Platform(opts);
     try {
-      platform.#stateListening ??= platform.stateEndpoint.listen();
-      await platform.#stateListening;
       await platform.events.start();
       platform.#relay.kick();
       platform.gatewayUrl = await listen(platform.#gateway, opts.host, opts.port, 'gateway');
@@ -157,7 +166,7 @@ export class Platform {
     this.#admin.closeAllConnections();
     await close(this.#admin);
     await this.runtime.dispose();
-    await this.stateEndpoint.close();
+    this.stateEndpoint.close();
     await this.events.close();
     this.state.close();
     this.logs.close();
@@ -165,6 +174,31 @@ export class Platform {
     rmSync(join(this.dataDir, RUNTIME_FILE), { force: true });
     releaseLock(this.dataDir);
   }
+}
+
+/** Loopback addresses: a platform bound to one of these is reachable from this machine only. */
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/**
+ * The sandbox for this platform, or why there is none and whether instances may run
+ * without it: only on a platform bound to loopback (a developer's own machine), or when
+ * the operator said so (docs/security.md).
+ */
+function openSandbox(dataDir: string, opts: PlatformOptions): { sandboxes?: Sandboxes; info: SandboxInfo; refuse?: string } {
+  const none = (reason: string): SandboxInfo => ({ kind: 'none', reason, users: 'platform', limits: 'rlimit', network: 'none', seccomp: false });
+  if (opts.sandbox === 'off') return { info: none('turned off by the operator (--insecure-no-sandbox)') };
+  const opened = Sandboxes.open({
+    stateDir: join(dataDir, 'sandbox'),
+    nodeShimDir: DIST_SRC_DIR,
+    pythonShimDir: PYTHON_SHIM_DIR,
+    executables: [process.execPath, findPython()],
+  });
+  if (typeof opened !== 'string') return { sandboxes: opened, info: opened.info };
+  if (LOOPBACK_HOSTS.has(opts.host) || /^127\./.test(opts.host)) return { info: none(opened) };
+  return {
+    info: none(opened),
+    refuse: `the platform listens on ${opts.host}, beyond loopback, and cannot sandbox instances here (${opened}); start it with --insecure-no-sandbox to run functions anyway`,
+  };
 }
 
 function listen(server: Server, host: string, port: number, what: string): Promise<string> {

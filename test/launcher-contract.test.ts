@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Instance } from '../src/runtime/instance.js';
-import { type InstanceLauncher, NodeLauncher, ThreadLauncher } from '../src/runtime/launcher.js';
+import { DEFAULT_SHAPE, type InstanceLauncher, NodeLauncher, ThreadLauncher } from '../src/runtime/launcher.js';
 import type { ResponseHead } from '../src/runtime/protocol/frames.js';
 import type { NimbusError } from '../src/shared/errors.js';
 import { tempDir, testNoLeakedChildren } from './helpers.js';
@@ -55,7 +55,7 @@ function call(instance: Instance, query: string): Promise<Outcome> {
 }
 
 async function loaded(launcher: InstanceLauncher): Promise<Instance> {
-  const instance = await launcher.start(256);
+  const instance = await launcher.start({ ...DEFAULT_SHAPE, memoryMB: 256 });
   assert.equal(instance.state, 'generic');
   await instance.load({ functionName: 'contract', version: 1, codeDir, entry: 'index.mjs', env: { GREETING: 'hi' }, memoryMB: 256, timeoutMs: 5_000 });
   assert.equal(instance.style, 'workers');

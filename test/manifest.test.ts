@@ -4,9 +4,11 @@ import {
   DEFAULT_CONCURRENCY,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MEMORY_MB,
+  DEFAULT_PIDS,
   DEFAULT_SCALE_MAX,
   DEFAULT_SCALE_WINDOW_MS,
   DEFAULT_TIMEOUT_MS,
+  DEFAULT_TMP_MB,
   DEFAULT_UTILIZATION_PERCENT,
 } from '../src/config/defaults.js';
 import { BUNDLE_EXTENSIONS, resolveHandler, SOURCE_EXTENSIONS } from '../src/config/handler.js';
@@ -33,6 +35,9 @@ describe('manifest', () => {
       env: {},
       memory: DEFAULT_MEMORY_MB,
       timeout: DEFAULT_TIMEOUT_MS,
+      tmp: DEFAULT_TMP_MB,
+      pids: DEFAULT_PIDS,
+      network: { outbound: true, allow: [] },
       scale: {
         min: 0,
         max: DEFAULT_SCALE_MAX,
@@ -47,6 +52,24 @@ describe('manifest', () => {
       bindings: {},
     });
     assert.ok(Object.isFrozen(m) && Object.isFrozen(m.scale));
+  });
+
+  test('network: none, outbound, or an allow-list of IPv4 ranges; the host loopback never', () => {
+    assert.deepEqual(parseManifest({ network: 'none' }).network, { outbound: false, allow: [] });
+    assert.deepEqual(parseManifest({ network: { allow: ['10.1.0.0/16', '192.168.7.9'] } }).network, {
+      outbound: true,
+      allow: ['10.1.0.0/16', '192.168.7.9/32'],
+    });
+    assert.match(problems({ network: 'everything' })[0].message, /network must be "none", "outbound"/);
+    assert.match(problems({ network: { allow: ['10.0.0.0/33'] } })[0].message, /IPv4 addresses or ranges/);
+    assert.match(problems({ network: { outbound: false, allow: ['10.0.0.0/8'] } })[0].message, /needs outbound: true/);
+    assert.match(problems({ network: { allow: ['127.0.0.1'] } })[0].message, /loopback is never reachable/);
+    assert.match(
+      problems({ tmp: 0, pids: 5 })
+        .map((p) => p.message)
+        .join('\n'),
+      /tmp \(MB\) must be at least 1[\s\S]*pids must be at least 16/,
+    );
   });
 
   test('triggers: short and long forms normalise; bad schedules, zones and names are named', () => {

@@ -3,11 +3,13 @@ import { describe, test } from 'node:test';
 import { DEFAULT_MEMORY_MB, MAX_QUEUED_REQUESTS_PER_FUNCTION } from '../src/config/defaults.js';
 import { FunctionPool, type FunctionSpec } from '../src/runtime/function-pool.js';
 import type { Instance } from '../src/runtime/instance.js';
-import { type InstanceLauncher, NodeLauncher } from '../src/runtime/launcher.js';
+import { DEFAULT_SHAPE, type InstanceLauncher, NodeLauncher } from '../src/runtime/launcher.js';
 import { WarmPool } from '../src/runtime/warm-pool.js';
 import { eventually, startPlatform, tempDir, testNoLeakedChildren } from './helpers.js';
 
-const SLOW = (ms: number) => `export default { async fetch() { await new Promise((r) => setTimeout(r, ${ms})); return new Response(String(process.pid)); } };`;
+/** Each instance answers with an id of its own (in a sandbox every instance is PID 1). */
+const SLOW = (ms: number) =>
+  `const INSTANCE = Math.random().toString(36).slice(2); export default { async fetch() { await new Promise((r) => setTimeout(r, ${ms})); return new Response(INSTANCE); } };`;
 
 type Info = { instances: { ready: number; busy: number; coldStarts: number; autoscaler?: { desired: number; panic: boolean; waiting: number } } };
 
@@ -61,7 +63,8 @@ describe('autoscaler and the platform-wide instance limit, on a running platform
 
   test('with every instance busy, a new function waits for room instead of failing', async () => {
     // idleTimeout is long: room comes from a hog instance going idle, not from scale to zero.
-    await t.deploySource('hog', SLOW(1_500), 'scale:\n  concurrency: 1\n  max: 3\n  idleTimeout: 10m\n');
+    // Slow enough that the hogs still run once the next deploy (its check instance starts a sandbox) is done.
+    await t.deploySource('hog', SLOW(3_000), 'scale:\n  concurrency: 1\n  max: 3\n  idleTimeout: 10m\n');
     // Make every instance busy: three slow requests take the whole budget.
     const hogs = Array.from({ length: 3 }, () => t.gw('/fn/hog'));
     await eventually(async () => (await info('hog')).instances.busy === 3 || undefined, 5_000, 'all three instances busy');
@@ -71,7 +74,7 @@ describe('autoscaler and the platform-wide instance limit, on a running platform
     assert.equal(res.status, 200);
     assert.equal(await res.text(), 'served');
     const waited = Date.now() - t0;
-    assert.ok(waited >= 300 && waited < 5_000, `it waited for a busy instance to finish, not for idleTimeout (${waited} ms)`);
+    assert.ok(waited >= 300 && waited < 8_000, `it waited for a busy instance to finish, not for idleTimeout (${waited} ms)`);
     for (const r of await Promise.all(hogs)) assert.equal(r.status, 200);
   });
 
@@ -152,7 +155,7 @@ test('a full wait queue answers 429 NIMBUS_TOO_MANY_REQUESTS at once', async () 
     bindings: {},
     load: {},
   } as unknown as FunctionSpec;
-  const pool = new FunctionPool(spec, new WarmPool(new NeverStarts(), 0, DEFAULT_MEMORY_MB));
+  const pool = new FunctionPool(spec, new WarmPool(new NeverStarts(), 0, DEFAULT_SHAPE));
   const controller = new AbortController();
   const waiting = Array.from({ length: MAX_QUEUED_REQUESTS_PER_FUNCTION }, () => pool.acquire(controller.signal).catch((e: Error) => e));
   await assert.rejects(pool.acquire(), (err: Error & { code?: string }) => err.code === 'NIMBUS_TOO_MANY_REQUESTS');
@@ -166,13 +169,13 @@ test('a full wait queue answers 429 NIMBUS_TOO_MANY_REQUESTS at once', async () 
 test('the warm pool grows with a burst of cold starts and shrinks back once the demand has passed', async () => {
   let now = Date.parse('2026-05-01T12:00:00Z');
   const launcher = new NodeLauncher({ codeRoot: tempDir('nimbus-warm-'), onLog: () => {} });
-  const warm = new WarmPool(launcher, 1, DEFAULT_MEMORY_MB, { maxSize: 4, now: () => now });
+  const warm = new WarmPool(launcher, 1, DEFAULT_SHAPE, { maxSize: 4, now: () => now });
   try {
     warm.fill();
     await eventually(() => warm.idleCount === 1 || undefined, 10_000, 'the base instance');
     assert.equal(warm.target, 1);
     // Six cold starts within one second: the pool aims for the cap (4).
-    const taken = await Promise.all(Array.from({ length: 6 }, () => warm.take(DEFAULT_MEMORY_MB)));
+    const taken = await Promise.all(Array.from({ length: 6 }, () => warm.take(DEFAULT_SHAPE)));
     assert.equal(warm.target, 4);
     warm.fill();
     await eventually(() => warm.idleCount === 4 || undefined, 15_000, 'four pre-started instances');

@@ -111,3 +111,32 @@ export const INSTANCE_START_ENV: Readonly<Record<string, string>> = Object.freez
   TZ: 'UTC',
   HOME: '/tmp',
 });
+
+// The sandbox every process instance runs in (docs/security.md).
+/** A function's private /tmp (a tmpfs; its pages count toward the function's memory), and the manifest's bounds. */
+export const DEFAULT_TMP_MB = 64;
+export const MIN_TMP_MB = 1;
+export const MAX_TMP_MB = 10_240;
+/** Processes and threads an instance may have at once (a Node instance uses about a dozen threads). */
+export const DEFAULT_PIDS = 64;
+export const MIN_PIDS = 16;
+export const MAX_PIDS = 4_096;
+/** Ranges a manifest's network.allow may list. */
+export const MAX_NETWORK_ALLOW = 32;
+/** Open files per process of an instance (RLIMIT_NOFILE). */
+export const SANDBOX_OPEN_FILES = 1_024;
+/**
+ * First host uid of the sandboxes' users when the platform runs as root: each instance
+ * gets its own uid above it, one no account on the host uses, so per-user kernel limits
+ * (pipe buffers, inotify) are not shared between instances either.
+ */
+export const SANDBOX_UID_BASE = 1_900_000_000;
+export const SANDBOX_UID_RANGE = 1_000_000;
+/** The uid and gid a function sees itself as, inside its sandbox, when the platform is not root (one user namespace maps it). */
+export const SANDBOX_ROOTLESS_ID = 1_000;
+/** How long the platform waits for a sandbox's network (slirp4netns) to come up. */
+export const SANDBOX_NETWORK_TIMEOUT_MS = 5_000;
+/** Log output one request may write before the rest of it is dropped (a marker line says so). */
+export const MAX_LOG_BYTES_PER_REQUEST = 1024 * 1024;
+/** Log output an instance may write outside any request per minute, likewise. */
+export const MAX_LOG_BYTES_UNTAGGED_PER_MINUTE = 1024 * 1024;

@@ -5,21 +5,28 @@ import {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_EVENT_AGE_MS,
   DEFAULT_MEMORY_MB,
+  DEFAULT_PIDS,
   DEFAULT_RETRIES,
   DEFAULT_SCALE_MAX,
   DEFAULT_SCALE_MIN,
   DEFAULT_SCALE_WINDOW_MS,
   DEFAULT_TIMEOUT_MS,
+  DEFAULT_TMP_MB,
   DEFAULT_UTILIZATION_PERCENT,
   MAX_ENV_BYTES,
   MAX_EVENT_AGE_MS,
   MAX_MEMORY_MB,
+  MAX_NETWORK_ALLOW,
+  MAX_PIDS,
   MAX_RETRIES,
   MAX_SCALE_WINDOW_MS,
   MAX_TIMEOUT_MS,
+  MAX_TMP_MB,
   MIN_EVENT_AGE_MS,
   MIN_MEMORY_MB,
+  MIN_PIDS,
   MIN_SCALE_WINDOW_MS,
+  MIN_TMP_MB,
 } from './defaults.js';
 import { bindingsSchema, triggersSchema } from './triggers.js';
 
@@ -113,6 +120,46 @@ const envSchema = z
     return out;
   });
 
+/** An IPv4 range, "10.1.2.0/24" or one address "10.1.2.3" (a /32). */
+const IPV4_CIDR = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}(\/(3[0-2]|[12]?\d))?$/;
+
+/**
+ * What the function may reach: `none` (its own loopback only), `outbound` (the
+ * internet, not the host, private or link-local ranges; the default), or
+ * { outbound, allow: [ranges] } to reach some private ranges as well (docs/security.md).
+ */
+const networkSchema = z
+  .union(
+    [
+      z.enum(['none', 'outbound']),
+      z
+        .object({
+          outbound: z.boolean({ invalid_type_error: 'network.outbound must be true or false' }).default(true),
+          allow: z
+            .array(z.string().regex(IPV4_CIDR, 'network.allow entries must be IPv4 addresses or ranges such as 10.1.0.0/16'))
+            .max(MAX_NETWORK_ALLOW, `network.allow takes at most ${MAX_NETWORK_ALLOW} ranges`)
+            .default([]),
+        })
+        .strict(),
+    ],
+    { errorMap: () => ({ message: 'network must be "none", "outbound", or { outbound: true, allow: [ranges] }' }) },
+  )
+  .transform((n, ctx) => {
+    const policy = typeof n === 'string' ? { outbound: n === 'outbound', allow: [] as string[] } : n;
+    const allow = policy.allow.map((r) => (r.includes('/') ? r : `${r}/32`));
+    if (!policy.outbound && allow.length > 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['allow'], message: 'network.allow needs outbound: true' });
+    for (const range of allow) {
+      if (range.startsWith('127.')) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['allow'],
+          message: `${range}: the host's loopback is never reachable from a function; serve what it needs on another address and allow that`,
+        });
+      }
+    }
+    return { outbound: policy.outbound, allow };
+  });
+
 const int = (field: string, min: number, max: number) =>
   z
     .number({ invalid_type_error: `${field} must be a whole number` })
@@ -147,6 +194,11 @@ export const manifestSchema = z
     env: envSchema.default({}),
     memory: int('memory (MB)', MIN_MEMORY_MB, MAX_MEMORY_MB).default(DEFAULT_MEMORY_MB),
     timeout: duration('timeout', 100, MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS / 1000),
+    /** The function's private /tmp in MB: a tmpfs, so what it holds counts toward memory. */
+    tmp: int('tmp (MB)', MIN_TMP_MB, MAX_TMP_MB).default(DEFAULT_TMP_MB),
+    /** Processes and threads an instance may have at once. */
+    pids: int('pids', MIN_PIDS, MAX_PIDS).default(DEFAULT_PIDS),
+    network: networkSchema.default('outbound'),
     scale: z
       .object({
         min: int('scale.min', 0, 100).default(DEFAULT_SCALE_MIN),
@@ -199,7 +251,8 @@ export type ManifestInput = z.input<typeof manifestSchema>;
 
 /** Field names per object, for "unknown field" messages (keyed by the top-level field; '' is the root). */
 const ALLOWED_FIELDS: Record<string, string> = {
-  '': 'name, runtime, isolation, handler, style, command, payloadFormat, env, memory, timeout, scale, retries, maxEventAge, triggers, bindings',
+  '': 'name, runtime, isolation, handler, style, command, payloadFormat, env, memory, timeout, tmp, pids, network, scale, retries, maxEventAge, triggers, bindings',
+  network: 'outbound, allow',
   scale: 'min, max, concurrency, idleTimeout, window, utilization',
   triggers: 'cron, topics, buckets (each entry: cron { schedule, timezone }, topics { topic, batchSize }, buckets { bucket, events, prefix })',
   bindings: 'kv, bucket or topic (one per binding)',

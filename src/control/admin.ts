@@ -2,7 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   DEAD_LETTER_RETENTION_MS,
+  DEFAULT_PIDS,
   DEFAULT_SCALE_WINDOW_MS,
+  DEFAULT_TMP_MB,
   DEFAULT_UTILIZATION_PERCENT,
   INVOCATION_RETENTION_MS,
   MAX_BUNDLE_BYTES,
@@ -227,6 +229,9 @@ function view(deps: AdminDeps, f: FunctionRecord, withVersions = false): Record<
     handler: c.exportName ? `${c.entry}#${c.exportName}` : c.entry,
     memory: c.memory,
     timeoutMs: c.timeout,
+    tmp: c.tmp ?? DEFAULT_TMP_MB,
+    pids: c.pids ?? DEFAULT_PIDS,
+    network: c.network ?? { outbound: true, allow: [] },
     scale: {
       min: c.scale.min,
       max: c.scale.max,

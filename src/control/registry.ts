@@ -1,6 +1,13 @@
 import { parse as parseYaml } from 'yaml';
 import { type ArtifactStore, readBundleZip } from '../artifacts/artifact-store.js';
-import { DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_RETRIES, DEFAULT_SCALE_WINDOW_MS, DEFAULT_UTILIZATION_PERCENT } from '../config/defaults.js';
+import {
+  DEFAULT_MAX_EVENT_AGE_MS,
+  DEFAULT_PIDS,
+  DEFAULT_RETRIES,
+  DEFAULT_SCALE_WINDOW_MS,
+  DEFAULT_TMP_MB,
+  DEFAULT_UTILIZATION_PERCENT,
+} from '../config/defaults.js';
 import { BUNDLE_EXTENSIONS, MANIFEST_FILES, PYTHON_EXTENSIONS, resolveHandler } from '../config/handler.js';
 import { parseManifest, validateFunctionName } from '../config/manifest.js';
 import { type CronTrigger, cronProblem, type Triggers } from '../config/triggers.js';
@@ -227,6 +234,8 @@ export class FunctionRegistry {
       async: { retries: c.retries ?? DEFAULT_RETRIES, maxEventAgeMs: c.maxEventAge ?? DEFAULT_MAX_EVENT_AGE_MS },
       triggers: c.triggers ?? NO_TRIGGERS,
       bindings: c.bindings ?? {},
+      // Versions stored before the sandbox's fields existed get the defaults.
+      sandbox: { tmpMB: c.tmp ?? DEFAULT_TMP_MB, pids: c.pids ?? DEFAULT_PIDS, network: c.network ?? { outbound: true, allow: [] } },
       load: {
         functionName: record.name,
         version: latest.version,

@@ -16,7 +16,9 @@ import {
 } from './autoscaler.js';
 import type { BudgetMember, InstanceBudget } from './budget.js';
 import type { Instance } from './instance.js';
+import { DEFAULT_SHAPE, type InstanceShape } from './launcher.js';
 import type { LoadMessage } from './protocol/frames.js';
+import type { NetworkPolicy } from './sandbox/grant.js';
 import type { WarmPool } from './warm-pool.js';
 
 export interface FunctionSpec {
@@ -49,6 +51,13 @@ export interface FunctionSpec {
   triggers: Triggers;
   /** env.<NAME> → the KV namespace, bucket or topic it stands for. */
   bindings: Bindings;
+  /** Its sandbox: /tmp size, process limit, network (defaults when left out). */
+  sandbox?: { tmpMB: number; pids: number; network: NetworkPolicy };
+}
+
+/** What a function's instances start with (launcher.ts). */
+export function shapeOf(spec: FunctionSpec): InstanceShape {
+  return { memoryMB: spec.memoryMB, tmpMB: spec.sandbox?.tmpMB ?? DEFAULT_SHAPE.tmpMB, pids: spec.sandbox?.pids ?? DEFAULT_SHAPE.pids };
 }
 
 interface Waiter {
@@ -343,7 +352,7 @@ export class FunctionPool implements BudgetMember, Scalable {
     this.#onStart();
     let counted: Instance | undefined;
     void this.#warm
-      .take(this.spec.memoryMB)
+      .take(shapeOf(this.spec))
       .then(async (instance) => {
         counted = instance;
         this.#counted.add(instance);

@@ -11,12 +11,15 @@
  *                 in-flight work, then kill (SIGKILL, or worker.terminate()); awaits the exit
  * kill(reason) jumps to the end at once (timeouts, memory). dispose() is idempotent.
  */
-import { INSTANCE_START_TIMEOUT_MS, INSTANCE_STOP_GRACE_MS, MAX_LOG_LINE_BYTES, PROCESS_READY_TIMEOUT_MS } from '../config/defaults.js';
+import { INSTANCE_START_TIMEOUT_MS, INSTANCE_STOP_GRACE_MS, PROCESS_READY_TIMEOUT_MS } from '../config/defaults.js';
 import { isErrorCode, NimbusError } from '../shared/errors.js';
 import type { HostExit, InstanceHost, Isolation } from './hosts/host.js';
+import { LogCapture, type LogLine } from './log-capture.js';
 import type { ChannelEvents } from './protocol/channel.js';
 import type { InvocationErrorMessage, LoadErrorMessage, LoadedMessage, LoadMessage, RequestHead, ResponseHead } from './protocol/frames.js';
-import { encodeFrame, encodeJsonFrame, FrameType } from './protocol/frames.js';
+import { encodeFrame, encodeJsonFrame, FrameType, TUNNEL_STREAM_BIT } from './protocol/frames.js';
+import type { SandboxGrant } from './sandbox/grant.js';
+import { TunnelSocket } from './tunnel.js';
 
 export type InstanceState = 'starting' | 'generic' | 'loading' | 'ready' | 'draining' | 'stopping' | 'exited';
 export type KillReason = 'timeout' | 'memory' | 'shutdown';
@@ -29,18 +32,19 @@ export interface InvocationSink {
   error(err: NimbusError): void;
 }
 
-export interface LogLine {
-  stream: 'stdout' | 'stderr';
-  line: string;
-  requestId: string | null;
-}
+export type { LogLine } from './log-capture.js';
 
 export interface InstanceOptions {
   /** Starts what the instance runs in (a process or a thread), wired to the instance's frame handlers. */
   host(events: ChannelEvents): InstanceHost;
   memoryMB: number;
   onLog(instance: Instance, log: LogLine): void;
+  /** A connection the instance opened to the platform (its bindings' state API); without this, such connections are refused. */
+  onTunnel?(instance: Instance, socket: TunnelSocket): void;
 }
+
+/** Connections one instance may hold open to the platform at once. */
+const MAX_TUNNELS_PER_INSTANCE = 64;
 
 let nextInstanceId = 1;
 
@@ -68,11 +72,16 @@ export class Instance {
   /** How the host ended, once it has. */
   #exit: HostExit | undefined;
   #nextStream = 1;
+  readonly #tunnels = new Map<number, TunnelSocket>();
+  readonly #logs: LogCapture;
+  /** The request id of each stream in flight, for its log lines. */
+  readonly #requestIds = new Map<number, string>();
+  readonly #onTunnel: InstanceOptions['onTunnel'];
   #control: { resolve(payload: Buffer, type: number): void } | undefined;
-  #sawHeapOom = false;
 
   private constructor(opts: InstanceOptions) {
     this.memoryMB = opts.memoryMB;
+    this.#onTunnel = opts.onTunnel;
     // 1. spawn
     this.#host = opts.host({
       frame: (type, stream, payload) => this.#onFrame(type, stream, payload),
@@ -83,11 +92,12 @@ export class Instance {
     });
     const channel = this.#host.channel;
     this.#send = (frame) => channel.send(frame);
-    this.#captureLines('stdout', opts);
-    this.#captureLines('stderr', opts);
+    this.#logs = new LogCapture((log) => opts.onLog(this, log));
+    this.#logs.attach('stdout', this.#host.stdout);
+    this.#logs.attach('stderr', this.#host.stderr);
     this.#exited = this.#host.exit.then((exit) => {
       this.#exit = exit;
-      if (exit.error) this.#lastStderr ||= exit.error;
+      if (exit.error) this.#logs.lastStderr ||= exit.error;
       this.#onHostExit(exit);
     });
   }
@@ -111,6 +121,7 @@ export class Instance {
     const instance = new Instance(opts);
     try {
       await instance.#awaitControl(FrameType.READY, INSTANCE_START_TIMEOUT_MS, 'start');
+      if (instance.#host.prepare) await instance.#raceExit(instance.#host.prepare(), 'start');
     } catch (err) {
       await instance.dispose();
       throw err;
@@ -122,6 +133,34 @@ export class Instance {
   /** Resolves when the process or thread has exited. */
   get exited(): Promise<void> {
     return this.#exited;
+  }
+
+  /** True when the instance runs in a sandbox, which must be specialised (3a) before LOAD. */
+  get sandboxed(): boolean {
+    return this.#host.specialize !== undefined;
+  }
+
+  /** 3a: gives a sandboxed instance its function's code, limits and network; resolves with the code's path inside. */
+  async specialize(grant: SandboxGrant): Promise<string> {
+    if (!this.#host.specialize) return grant.bundleDir;
+    try {
+      return await this.#raceExit(this.#host.specialize(grant), 'load');
+    } catch (err) {
+      this.kill('shutdown');
+      throw err instanceof NimbusError
+        ? err
+        : new NimbusError('NIMBUS_SANDBOX_FAILED', `the instance's sandbox could not be set up: ${(err as Error).message}`);
+    }
+  }
+
+  /** Settles with `work`, or fails as soon as the instance exits. */
+  #raceExit<T>(work: Promise<T>, step: string): Promise<T> {
+    return Promise.race([
+      work,
+      this.#exited.then(() => {
+        throw new NimbusError('NIMBUS_LOAD_FAILED', `instance exited during ${step}${this.#logs.lastStderr ? `: ${this.#logs.lastStderr}` : ''}`);
+      }),
+    ]);
   }
 
   /** 3: specialises a generic instance; resolves with the detected style. */
@@ -152,6 +191,8 @@ export class Instance {
     }
     this.lastActive = Date.now();
     this.#streams.set(stream, { sink, responded: false });
+    this.#requestIds.set(stream, head.requestId);
+    this.#logs.requestStarted(head.requestId);
     this.#send(encodeJsonFrame(FrameType.REQ_HEAD, stream, head));
     return stream;
   }
@@ -235,6 +276,10 @@ export class Instance {
   }
 
   #onFrame(type: number, stream: number, payload: Buffer): void {
+    if (stream >= TUNNEL_STREAM_BIT) {
+      this.#onTunnelFrame(type, stream, payload);
+      return;
+    }
     if (stream === 0) {
       const waiter = this.#control;
       this.#control = undefined;
@@ -262,13 +307,37 @@ export class Instance {
           s.sink.error(functionError(JSON.parse(payload.toString('utf8')) as InvocationErrorMessage));
         }
         break;
-      case FrameType.DONE:
+      case FrameType.DONE: {
         this.#streams.delete(stream);
+        const requestId = this.#requestIds.get(stream);
+        this.#requestIds.delete(stream);
+        if (requestId !== undefined) this.#logs.requestEnded(requestId);
         this.busy--;
         this.lastActive = Date.now();
         this.onSlotFree(this);
         break;
+      }
     }
+  }
+
+  #onTunnelFrame(type: number, stream: number, payload: Buffer): void {
+    if (type === FrameType.TUNNEL_OPEN) {
+      if (!this.#onTunnel || this.#tunnels.has(stream) || this.#tunnels.size >= MAX_TUNNELS_PER_INSTANCE || this.state === 'exited') {
+        this.#send(encodeFrame(FrameType.TUNNEL_END, stream));
+        return;
+      }
+      const socket = new TunnelSocket(this.#host.channel, stream);
+      this.#tunnels.set(stream, socket);
+      socket.once('close', () => this.#tunnels.delete(stream));
+      this.#onTunnel(this, socket);
+      return;
+    }
+    const socket = this.#tunnels.get(stream);
+    if (!socket) return;
+    if (type === FrameType.TUNNEL_DATA) socket.receive(payload);
+    else if (type === FrameType.TUNNEL_END) socket.receiveEnd();
+    else if (type === FrameType.TUNNEL_PAUSE) socket.peerPause();
+    else if (type === FrameType.TUNNEL_RESUME) socket.peerResume();
   }
 
   #awaitControl(expected: number, timeoutMs: number, step: string): Promise<{ type: number; payload: Buffer }> {
@@ -284,7 +353,7 @@ export class Instance {
       const timer = setTimeout(() => fail(new NimbusError('NIMBUS_LOAD_FAILED', `instance did not finish ${step} within ${timeoutMs} ms`)), timeoutMs);
       void this.#exited.then(() => {
         const how = this.#exit?.signal ?? `exit code ${this.#exit?.code}`;
-        fail(new NimbusError('NIMBUS_LOAD_FAILED', `instance exited during ${step} (${how})${this.#lastStderr ? `: ${this.#lastStderr}` : ''}`));
+        fail(new NimbusError('NIMBUS_LOAD_FAILED', `instance exited during ${step} (${how})${this.#logs.lastStderr ? `: ${this.#logs.lastStderr}` : ''}`));
       });
       this.#control = {
         resolve: (payload, type) => {
@@ -299,49 +368,11 @@ export class Instance {
     });
   }
 
-  #lastStderr = '';
-
-  #captureLines(stream: 'stdout' | 'stderr', opts: InstanceOptions): void {
-    const pipe = this.#host[stream];
-    if (!pipe) return;
-    pipe.setEncoding('utf8');
-    let partial = '';
-    const emit = (raw: string) => {
-      let line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-      let requestId: string | null = null;
-      if (line.charCodeAt(0) === 0x1e) {
-        const end = line.indexOf('\x1f');
-        if (end > 0) {
-          requestId = line.slice(1, end);
-          line = line.slice(end + 1);
-        }
-      }
-      if (line.length > MAX_LOG_LINE_BYTES) line = `${line.slice(0, MAX_LOG_LINE_BYTES)}… [truncated]`;
-      if (stream === 'stderr') {
-        this.#lastStderr = line;
-        if (/heap out of memory|Reached heap limit/.test(line)) this.#sawHeapOom = true;
-      }
-      opts.onLog(this, { stream, line, requestId });
-    };
-    pipe.on('data', (chunk: string) => {
-      const text = partial + chunk;
-      const lines = text.split('\n');
-      partial = lines.pop() ?? '';
-      if (partial.length > MAX_LOG_LINE_BYTES) {
-        emit(partial);
-        partial = '';
-      }
-      for (const line of lines) emit(line);
-    });
-    pipe.on('end', () => {
-      if (partial) emit(partial);
-      partial = '';
-    });
-  }
-
   #onHostExit(exit: HostExit): void {
-    if (this.#sawHeapOom || exit.outOfMemory) this.killReason ??= 'memory';
+    if (this.#logs.sawHeapOom || exit.outOfMemory) this.killReason ??= 'memory';
     this.state = 'exited';
+    for (const socket of this.#tunnels.values()) socket.abort();
+    this.#tunnels.clear();
     const err = exitError(this.killReason, exit);
     const streams = [...this.#streams.values()];
     this.#streams.clear();

@@ -1,10 +1,12 @@
-import { AUTOSCALER_TICK_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB, MEMORY_CHECK_INTERVAL_MS } from '../config/defaults.js';
+import { AUTOSCALER_TICK_MS, DEFAULT_MAX_INSTANCES, MEMORY_CHECK_INTERVAL_MS } from '../config/defaults.js';
+import { NimbusError } from '../shared/errors.js';
 import { ScaleLoop } from './autoscaler.js';
 import { InstanceBudget } from './budget.js';
-import { FunctionPool, type FunctionSpec } from './function-pool.js';
-import type { Instance, LogLine } from './instance.js';
-import { NodeLauncher, PythonLauncher, ThreadLauncher } from './launcher.js';
+import { FunctionPool, type FunctionSpec, shapeOf } from './function-pool.js';
+import type { Instance, InstanceOptions, LogLine } from './instance.js';
+import { DEFAULT_SHAPE, type InstanceLauncher, type InstanceShape, NodeLauncher, PythonLauncher, ThreadLauncher } from './launcher.js';
 import type { LoadedMessage, LoadMessage } from './protocol/frames.js';
+import type { Sandboxes } from './sandbox/sandbox.js';
 import { WarmPool } from './warm-pool.js';
 
 export interface RuntimeOptions {
@@ -13,8 +15,27 @@ export interface RuntimeOptions {
   onLog(owner: { name: string; version: number } | undefined, log: LogLine): void;
   /** Instances of all functions together, at most (default DEFAULT_MAX_INSTANCES). */
   maxInstances?: number;
+  /** A connection an instance opened to the platform over its channel (its bindings' state API). */
+  onTunnel?: InstanceOptions['onTunnel'];
   /** Extra env for an instance of a function with bindings (its state credential), revoked when it exits. */
   credentials?(spec: FunctionSpec): Promise<{ env: Record<string, string>; revoke(): void }>;
+  /** The sandbox process instances run in. Without it they run as plain processes, unless `refuseUnsandboxed` says why not. */
+  sandboxes?: Sandboxes;
+  /** Set when instances must not run without a sandbox (the platform listens beyond loopback): the reason, for the error. */
+  refuseUnsandboxed?: string;
+}
+
+/** Instead of starting an unsandboxed instance where that is not allowed: the reason, as an error. */
+class RefusingLauncher implements InstanceLauncher {
+  readonly #reason: string;
+
+  constructor(reason: string) {
+    this.#reason = reason;
+  }
+
+  start(_shape: InstanceShape): Promise<Instance> {
+    return Promise.reject(new NimbusError('NIMBUS_SANDBOX_UNAVAILABLE', this.#reason));
+  }
 }
 
 /** Pre-started Python interpreters, once a Python function exists. */
@@ -45,14 +66,18 @@ export class RuntimeManager {
   readonly #checking = new Set<Instance>();
   /** Every launcher's log sink: a line goes to the function the instance was loaded for. */
   readonly #onLog = (instance: Instance, log: LogLine) => this.#opts.onLog(instance.owner, log);
+  readonly #refuse: InstanceLauncher | undefined;
 
   constructor(opts: RuntimeOptions) {
     this.#opts = opts;
     this.budget = new InstanceBudget(opts.maxInstances ?? DEFAULT_MAX_INSTANCES);
-    const launcher = new NodeLauncher({ codeRoot: opts.codeRoot, onLog: this.#onLog });
-    this.#warm = new WarmPool(launcher, opts.warmPoolSize, DEFAULT_MEMORY_MB);
-    const processLauncher = new NodeLauncher({ codeRoot: opts.codeRoot, permissionModel: false, onLog: this.#onLog });
-    this.#processStarts = new WarmPool(processLauncher, 0, DEFAULT_MEMORY_MB);
+    const refuse = !opts.sandboxes && opts.refuseUnsandboxed !== undefined ? new RefusingLauncher(opts.refuseUnsandboxed) : undefined;
+    const common = { codeRoot: opts.codeRoot, sandboxes: opts.sandboxes, onLog: this.#onLog, onTunnel: opts.onTunnel };
+    const launcher = refuse ?? new NodeLauncher(common);
+    this.#warm = new WarmPool(launcher, refuse ? 0 : opts.warmPoolSize, DEFAULT_SHAPE);
+    const processLauncher = refuse ?? new NodeLauncher({ ...common, permissionModel: false });
+    this.#processStarts = new WarmPool(processLauncher, 0, DEFAULT_SHAPE);
+    this.#refuse = refuse;
     this.#warm.fill();
   }
 
@@ -82,7 +107,7 @@ export class RuntimeManager {
    */
   async check(spec: FunctionSpec): Promise<LoadedMessage> {
     // A deploy's check is not a cold start: it must not grow the warm pool.
-    const instance = await this.#warmFor(spec).take(spec.memoryMB, { demand: false });
+    const instance = await this.#warmFor(spec).take(shapeOf(spec), { demand: false });
     instance.owner = { name: spec.name, version: spec.version };
     try {
       await instance.load(await this.#loadMessage(instance, spec));
@@ -94,10 +119,25 @@ export class RuntimeManager {
   }
 
   async #loadMessage(instance: Instance, spec: FunctionSpec): Promise<LoadMessage> {
-    if (Object.keys(spec.bindings).length === 0 || !this.#opts.credentials) return spec.load;
+    let load = spec.load;
+    if (instance.sandboxed) {
+      const network = spec.sandbox?.network ?? { outbound: true, allow: [] };
+      if (network.outbound && this.#opts.sandboxes?.info.network === 'none') {
+        instance.kill('shutdown');
+        throw new NimbusError(
+          'NIMBUS_SANDBOX_UNAVAILABLE',
+          `function "${spec.name}" needs outbound network, which this platform's sandbox cannot give (${this.#opts.sandboxes.info.reason ?? 'no slirp4netns'})`,
+          { hint: 'set `network: none` in its nimbus.yaml, or install slirp4netns and run the platform as root (docs/security.md)' },
+        );
+      }
+      const { pids } = shapeOf(spec);
+      const codeDir = await instance.specialize({ bundleDir: spec.load.codeDir, memoryMB: spec.memoryMB, pids, network });
+      load = { ...load, codeDir };
+    }
+    if (Object.keys(spec.bindings).length === 0 || !this.#opts.credentials) return load;
     const grant = await this.#opts.credentials(spec);
     void instance.exited.then(grant.revoke);
-    return { ...spec.load, env: { ...spec.load.env, ...grant.env } };
+    return { ...load, env: { ...load.env, ...grant.env } };
   }
 
   /**
@@ -116,8 +156,8 @@ export class RuntimeManager {
   /** The thread warm pool (as many workers as the process warm pool has processes), started with the first thread function. */
   #threads(): WarmPool {
     if (!this.#threadWarm) {
-      const launcher = new ThreadLauncher({ onLog: this.#onLog });
-      this.#threadWarm = new WarmPool(launcher, this.#opts.warmPoolSize, DEFAULT_MEMORY_MB);
+      const launcher = new ThreadLauncher({ onLog: this.#onLog, onTunnel: this.#opts.onTunnel });
+      this.#threadWarm = new WarmPool(launcher, this.#opts.warmPoolSize, DEFAULT_SHAPE);
       this.#threadWarm.fill();
     }
     return this.#threadWarm;
@@ -126,8 +166,8 @@ export class RuntimeManager {
   /** The Python warm pool, started with the first Python function. */
   #python(): WarmPool {
     if (!this.#pythonWarm) {
-      const launcher = new PythonLauncher({ onLog: this.#onLog });
-      this.#pythonWarm = new WarmPool(launcher, PYTHON_WARM_POOL_SIZE, DEFAULT_MEMORY_MB);
+      const launcher = this.#refuse ?? new PythonLauncher({ onLog: this.#onLog, onTunnel: this.#opts.onTunnel, sandboxes: this.#opts.sandboxes });
+      this.#pythonWarm = new WarmPool(launcher, this.#refuse ? 0 : PYTHON_WARM_POOL_SIZE, DEFAULT_SHAPE);
       this.#pythonWarm.fill();
     }
     return this.#pythonWarm;
@@ -159,6 +199,7 @@ export class RuntimeManager {
     await this.#warm.dispose();
     await this.#pythonWarm?.dispose();
     await this.#threadWarm?.dispose();
+    this.#opts.sandboxes?.close();
   }
 
   #retire(pool: FunctionPool): void {

@@ -1,14 +1,15 @@
 import { WARM_POOL_REFILL_DELAY_MS as REFILL_DELAY_MS, WARM_POOL_MAX_SIZE } from '../config/defaults.js';
 import type { Instance } from './instance.js';
-import type { InstanceLauncher } from './launcher.js';
+import { type InstanceLauncher, type InstanceShape, sameShape } from './launcher.js';
 
 /** Cold starts are counted per second over this long to size the pool. */
 const DEMAND_WINDOW_S = 60;
 
 /**
- * Pre-started generic instances for the default memory size (Fission's idea, done
- * locally): a cold start takes one and only has to LOAD the bundle. Taken instances
- * are replaced in the background. Other memory sizes start a process on demand.
+ * Pre-started generic instances of the default shape (memory, /tmp, process limit;
+ * Fission's idea, done locally): a cold start takes one and only has to LOAD the
+ * bundle. Taken instances are replaced in the background. Other shapes start an
+ * instance on demand.
  *
  * The pool sizes itself from recent demand: it holds as many instances as the most
  * cold starts seen in one second over the last minute, at least its base size and at
@@ -18,7 +19,7 @@ export class WarmPool {
   readonly #launcher: InstanceLauncher;
   readonly #base: number;
   readonly #max: number;
-  readonly #memoryMB: number;
+  readonly #shape: InstanceShape;
   readonly #idle: Instance[] = [];
   /** Cold starts per second (epoch second → count), for the last DEMAND_WINDOW_S seconds. */
   readonly #demand = new Map<number, number>();
@@ -28,13 +29,13 @@ export class WarmPool {
 
   readonly #now: () => number;
 
-  constructor(launcher: InstanceLauncher, size: number, memoryMB: number, opts: { maxSize?: number; now?: () => number } = {}) {
+  constructor(launcher: InstanceLauncher, size: number, shape: InstanceShape, opts: { maxSize?: number; now?: () => number } = {}) {
     const maxSize = opts.maxSize ?? Math.max(size, WARM_POOL_MAX_SIZE);
     this.#now = opts.now ?? Date.now;
     this.#launcher = launcher;
     this.#base = size;
     this.#max = size === 0 ? 0 : maxSize;
-    this.#memoryMB = memoryMB;
+    this.#shape = shape;
   }
 
   get idleCount(): number {
@@ -56,7 +57,7 @@ export class WarmPool {
     const target = this.target;
     while (!this.#closed && this.#idle.length + this.#filling < target) {
       this.#filling++;
-      this.#launcher.start(this.#memoryMB).then(
+      this.#launcher.start(this.#shape).then(
         (instance) => {
           this.#filling--;
           if (this.#closed) {
@@ -77,9 +78,9 @@ export class WarmPool {
     }
   }
 
-  /** A generic instance for this memory size: a pre-started one when there is one. `demand: false`: not a cold start (a deploy's check), so it does not size the pool. */
-  async take(memoryMB: number, opts: { demand?: boolean } = {}): Promise<Instance> {
-    if (memoryMB === this.#memoryMB && this.#max > 0) {
+  /** A generic instance of this shape: a pre-started one when there is one. `demand: false`: not a cold start (a deploy's check), so it does not size the pool. */
+  async take(shape: InstanceShape, opts: { demand?: boolean } = {}): Promise<Instance> {
+    if (sameShape(shape, this.#shape) && this.#max > 0) {
       if (opts.demand !== false) {
         const second = Math.floor(this.#now() / 1000);
         this.#demand.set(second, (this.#demand.get(second) ?? 0) + 1);
@@ -94,7 +95,7 @@ export class WarmPool {
         return instance;
       }
     }
-    return this.#launcher.start(memoryMB);
+    return this.#launcher.start(shape);
   }
 
   /** Once the demand that grew the pool has left the window, stop what is above the target. */

@@ -42,6 +42,14 @@ export const ERROR_CODES = {
   NIMBUS_PLATFORM_UNREACHABLE: { status: 503, hint: 'start the platform with `nimbus up`, or point --url / NIMBUS_URL at a running one' },
   NIMBUS_INVALID_ARGUMENT: { status: 400, hint: 'run `nimbus help <command>` for the accepted flags' },
   NIMBUS_INVALID_KEY: { status: 400, hint: 'use a non-empty key without NUL characters, at most 512 bytes of UTF-8 for a KV key and 1024 for an object key' },
+  NIMBUS_SANDBOX_FAILED: {
+    status: 503,
+    hint: "the platform could not set up the instance's sandbox; the platform's log says why, and `nimbus up` printed what the sandbox holds here",
+  },
+  NIMBUS_SANDBOX_UNAVAILABLE: {
+    status: 503,
+    hint: 'install bubblewrap (and slirp4netns for outbound network), or bind the platform to 127.0.0.1; docs/security.md describes --insecure-no-sandbox',
+  },
   NIMBUS_INTERNAL: { status: 500, hint: 'this is a bug in Nimbus; the platform log has details' },
 } as const satisfies Record<string, { status: number; hint: string }>;
 

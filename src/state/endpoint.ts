@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type Bindings, bindingTarget } from '../config/triggers.js';
 import { NimbusError } from '../shared/errors.js';
 import { sendError, sendJson } from '../shared/http.js';
@@ -18,16 +18,18 @@ interface Grant {
 const digest = (token: string) => createHash('sha256').update(token).digest('base64url');
 
 /**
- * The local HTTP endpoint through which functions reach their KV namespaces, buckets
- * and topics (the Node shim's env.<NAME> objects use it too; Python and programs call
- * it directly, docs/state.md). It listens on 127.0.0.1 only. Each instance gets its own
- * token, valid until the instance exits, and addresses state by its binding names: a
- * function reaches only what its manifest binds.
+ * The HTTP API through which functions reach their KV namespaces, buckets and topics
+ * (the Node shim's env.<NAME> objects use it too; Python and programs call it
+ * directly, docs/state.md). It listens on no port: each connection comes over the
+ * channel of the instance that opened it (accept(), fed by the instance's relay at
+ * NIMBUS_STATE_URL inside its sandbox). Each instance gets its own token, valid until
+ * the instance exits, and addresses state by its binding names: a function reaches
+ * only what its manifest binds.
  */
 export class StateEndpoint {
   readonly #server: Server;
   readonly #grants = new Map<string, Grant>();
-  url = '';
+  readonly #sockets = new Set<Duplex>();
 
   constructor(deps: StateDeps) {
     this.#server = createServer((req, res) => {
@@ -64,23 +66,22 @@ export class StateEndpoint {
     return m ? this.#grants.get(digest(m[1])) : undefined;
   }
 
-  listen(): Promise<string> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(0, '127.0.0.1', () => {
-        this.#server.off('error', reject);
-        this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
-        resolve(this.url);
-      });
-    });
+  /** Serves one connection an instance opened over its channel. */
+  accept(socket: Duplex): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    this.#server.emit('connection', socket);
   }
 
-  /** A credential for one instance of the function; revoke() when the instance exits. */
+  /**
+   * A credential for one instance of the function; revoke() when the instance exits.
+   * The instance's shim sets NIMBUS_STATE_URL itself (its relay's address).
+   */
   issue(fn: string, bindings: Bindings): { env: Record<string, string>; revoke(): void } {
     const token = `nimbus_state_${randomBytes(24).toString('base64url')}`;
     const key = digest(token);
     this.#grants.set(key, { fn, bindings });
-    return { env: { [STATE_URL_ENV]: this.url, [STATE_TOKEN_ENV]: token }, revoke: () => this.#grants.delete(key) };
+    return { env: { [STATE_TOKEN_ENV]: token }, revoke: () => this.#grants.delete(key) };
   }
 
   /** Credentials alive now (one per running instance with bindings). */
@@ -88,11 +89,8 @@ export class StateEndpoint {
     return this.#grants.size;
   }
 
-  close(): Promise<void> {
-    return new Promise((done) => {
-      if (!this.#server.listening) return done();
-      this.#server.close(() => done());
-      this.#server.closeAllConnections();
-    });
+  close(): void {
+    for (const socket of this.#sockets) socket.destroy();
+    this.#sockets.clear();
   }
 }

@@ -14,6 +14,7 @@ import { NimbusError, toNimbusError } from '../../shared/errors.js';
 import { NIMBUS_VERSION } from '../../version.js';
 import type { Command } from '../command.js';
 import { EXIT, print, table } from '../context.js';
+import { describeSandbox } from '../describe-sandbox.js';
 
 const EXAMPLES_DIR = fileURLToPath(new URL('../../../../examples/', import.meta.url));
 
@@ -41,6 +42,9 @@ Options:
   --warm-pool <n>     pre-started generic instances (default ${DEFAULT_WARM_POOL_SIZE})
   --max-instances <n> instances of all functions together (default ${DEFAULT_MAX_INSTANCES}); at the limit
                       idle instances of other functions make room, else requests wait
+  --insecure-no-sandbox
+                      run instances as plain processes, without the sandbox (docs/security.md);
+                      only for trusted code on a machine without bubblewrap
   --json              print the URLs as one JSON line once ready`,
   options: {
     port: { type: 'string' },
@@ -49,6 +53,7 @@ Options:
     examples: { type: 'boolean' },
     'warm-pool': { type: 'string' },
     'max-instances': { type: 'string' },
+    'insecure-no-sandbox': { type: 'boolean' },
   },
   async run(_positionals, values) {
     const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
@@ -72,6 +77,7 @@ Options:
       adminPort: port(values['admin-port'], 'admin-port', DEFAULT_ADMIN_PORT),
       warmPoolSize: warm,
       maxInstances,
+      sandbox: values['insecure-no-sandbox'] === true ? 'off' : 'auto',
     });
     const json = values.json === true;
     const deployed = values.examples ? await deployExamples(platform, json) : [];
@@ -85,6 +91,7 @@ Options:
           dataDir: platform.dataDir,
           tokenFile: platform.tokenFile,
           pid: process.pid,
+          sandbox: platform.sandbox,
           functions: deployed.map(({ suggested, ...d }) => (suggested ? { ...d, example: { method: suggested.method, url: `${d.url}${suggested.path}` } } : d)),
         }),
       );
@@ -93,6 +100,7 @@ Options:
       print(`  gateway  ${platform.gatewayUrl}/fn/<name>`);
       print(`  admin    ${platform.adminUrl}  (token in ${tokenPath}${platform.tokenCreated ? ', created now, readable only by you' : ''})`);
       print(`  data     ${platform.dataDir}`);
+      print(`  sandbox  ${describeSandbox(platform.sandbox)}`);
       if (deployed.length > 0) {
         print('');
         print('Example functions:');

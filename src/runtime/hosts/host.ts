@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FrameChannel } from '../protocol/channel.js';
+import type { SandboxGrant } from '../sandbox/grant.js';
 
 /** How an instance runs: its own OS process (sandboxed), or a worker thread in the platform's process (trusted code). */
 export type Isolation = 'process' | 'thread';
@@ -42,4 +43,8 @@ export interface InstanceHost {
   kill(): void;
   /** Memory in use, in MB (0 when unknown). */
   memoryMB(): number;
+  /** A sandbox: once its program is READY, sets up what it needs besides (its network); resolves when done. */
+  prepare?(): Promise<void>;
+  /** A sandbox: gives it one function's code, limits and network before LOAD; resolves with the code's path inside. */
+  specialize?(grant: SandboxGrant): Promise<string>;
 }

@@ -26,7 +26,24 @@ export const FrameType = {
   RES_END: 22,
   RES_ERROR: 23,
   DONE: 24,
+  /**
+   * A connection the instance opened to the platform (its bindings' state API): the
+   * instance relays a local TCP connection over its channel, so nothing it reaches is a
+   * port on the host. Streams the instance opens have TUNNEL_STREAM_BIT set.
+   */
+  TUNNEL_OPEN: 30,
+  TUNNEL_DATA: 31,
+  /** The sender will send no more on this connection (a half close, as a socket's end()). */
+  TUNNEL_END: 32,
+  /** The receiver's side is not keeping up: stop sending data until TUNNEL_RESUME. */
+  TUNNEL_PAUSE: 33,
+  TUNNEL_RESUME: 34,
 } as const;
+
+/** Set on the ids of streams an instance opens (TUNNEL_OPEN), so they never collide with the platform's. */
+export const TUNNEL_STREAM_BIT = 0x80000000;
+/** Tunnel data travels in frames of at most this many bytes. */
+export const MAX_TUNNEL_CHUNK_BYTES = 256 * 1024;
 export type FrameTypeName = keyof typeof FrameType;
 export type FrameTypeValue = (typeof FrameType)[FrameTypeName];
 

@@ -14,13 +14,14 @@ import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import { INSTANCE_START_ENV } from '../../config/defaults.js';
 import type { LoadMessage, RequestHead } from '../../runtime/protocol/frames.js';
-import { encodeFrame, encodeJsonFrame, FrameType } from '../../runtime/protocol/frames.js';
+import { encodeFrame, encodeJsonFrame, FrameType, TUNNEL_STREAM_BIT } from '../../runtime/protocol/frames.js';
 import { loadProcess } from '../process/load.js';
 import { makeBindings } from './bindings.js';
 import { loadStyle } from './detect.js';
 import type { Invocation, InvocationResult, LoadedFunction } from './invocation.js';
 import { BodyQueue, ShimError } from './invocation.js';
 import { requestContext, tagStdio } from './logs.js';
+import { Relay } from './relay.js';
 import { connect } from './transport.js';
 
 const MAX_CHUNK_BYTES = 256 * 1024;
@@ -50,6 +51,10 @@ let fn: LoadedFunction | undefined;
 let draining = false;
 
 const link = connect((type, stream, payload) => {
+  if (stream >= TUNNEL_STREAM_BIT) {
+    relay.onFrame(type, stream, payload);
+    return;
+  }
   switch (type) {
     case FrameType.LOAD:
       void load(JSON.parse(payload.toString('utf8')) as LoadMessage);
@@ -93,6 +98,7 @@ const link = connect((type, stream, payload) => {
     }
   }
 });
+const relay = new Relay(link.channel);
 /** True while the warm-up request runs: its frames are for nobody. */
 let warming = false;
 const send = (frame: Buffer) => {
@@ -103,6 +109,8 @@ async function load(msg: LoadMessage): Promise<void> {
   try {
     for (const key of Object.keys(process.env)) delete process.env[key];
     Object.assign(process.env, baseEnv(msg), msg.env);
+    // A function with bindings reaches the platform's state API through its own channel.
+    if (process.env.NIMBUS_STATE_TOKEN) process.env.NIMBUS_STATE_URL = `http://127.0.0.1:${await relay.listen()}`;
     if (msg.runtime === 'process') {
       fn = await loadProcess(msg);
       send(encodeJsonFrame(FrameType.LOADED, 0, { style: fn.style }));

@@ -24,6 +24,8 @@ from urllib.parse import parse_qsl
 READY, LOAD, LOADED, LOAD_ERROR = 1, 2, 3, 4
 REQ_HEAD, REQ_BODY, REQ_END, CANCEL, PAUSE, RESUME = 10, 11, 12, 13, 14, 15
 RES_HEAD, RES_BODY, RES_END, RES_ERROR, DONE = 20, 21, 22, 23, 24
+TUNNEL_OPEN, TUNNEL_DATA, TUNNEL_END, TUNNEL_PAUSE, TUNNEL_RESUME = 30, 31, 32, 33, 34
+TUNNEL_BIT = 0x80000000
 HEADER = struct.Struct(">IBI")
 MAX_CHUNK = 256 * 1024
 
@@ -83,6 +85,91 @@ class ShimError(Exception):
 fn = None
 
 
+class Tunnel:
+    """One local connection to the state API, relayed over the channel (TUNNEL_* frames)."""
+
+    def __init__(self, conn, stream):
+        self.conn = conn
+        self.stream = stream
+        self.gate = threading.Event()  # cleared while the platform asks us to pause
+        self.gate.set()
+        self.local_done = False
+        self.remote_done = False
+
+    def pump(self):
+        try:
+            while True:
+                self.gate.wait()
+                data = self.conn.recv(MAX_CHUNK)
+                if not data:
+                    break
+                send(TUNNEL_DATA, self.stream, data)
+        except OSError:
+            pass
+        self.local_done = True
+        send(TUNNEL_END, self.stream)
+        self.finish()
+
+    def finish(self):
+        if self.local_done and self.remote_done:
+            tunnels.pop(self.stream, None)
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+
+
+tunnels = {}
+relay_port = None
+
+
+def start_relay():
+    """Listens on 127.0.0.1 inside the sandbox; each connection reaches the platform over fd 3."""
+    global relay_port
+    if relay_port is not None:
+        return relay_port
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    relay_port = server.getsockname()[1]
+
+    def accept_loop():
+        n = 0
+        while True:
+            conn, _ = server.accept()
+            n += 1
+            stream = TUNNEL_BIT | n
+            tunnel = Tunnel(conn, stream)
+            tunnels[stream] = tunnel
+            send(TUNNEL_OPEN, stream)
+            threading.Thread(target=tunnel.pump, daemon=True).start()
+
+    threading.Thread(target=accept_loop, daemon=True).start()
+    return relay_port
+
+
+def on_tunnel_frame(kind, stream, payload):
+    tunnel = tunnels.get(stream)
+    if tunnel is None:
+        return
+    if kind == TUNNEL_DATA:
+        try:
+            tunnel.conn.sendall(payload)
+        except OSError:
+            pass
+    elif kind == TUNNEL_END:
+        tunnel.remote_done = True
+        try:
+            tunnel.conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        tunnel.finish()
+    elif kind == TUNNEL_PAUSE:
+        tunnel.gate.clear()
+    elif kind == TUNNEL_RESUME:
+        tunnel.gate.set()
+
+
 def load(msg):
     global fn
     for key in list(os.environ):
@@ -103,6 +190,9 @@ def load(msg):
         }
     )
     os.environ.update(msg.get("env") or {})
+    # A function with bindings reaches the platform's state API through its own channel.
+    if os.environ.get("NIMBUS_STATE_TOKEN"):
+        os.environ["NIMBUS_STATE_URL"] = "http://127.0.0.1:%d" % start_relay()
     code_dir = msg["codeDir"]
     sys.path.insert(0, code_dir)
     module_name = msg["entry"][:-3].replace("/", ".")
@@ -469,7 +559,9 @@ requests = {}
 
 
 def on_frame(kind, stream, payload):
-    if kind == LOAD:
+    if stream & TUNNEL_BIT:
+        on_tunnel_frame(kind, stream, payload)
+    elif kind == LOAD:
         msg = json.loads(payload)
         try:
             load(msg)
