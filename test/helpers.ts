@@ -28,11 +28,14 @@ export const INSTANCE_BASE_ENV = [
 
 const tempDirs: string[] = [];
 
-/** A temp folder removed when the test file ends. */
-export function tempDir(prefix = 'nimbus-test-'): string {
+/** A temp folder removed when the test file (or suite) ends; `before` runs first (e.g. stops a platform using it). */
+export function tempDir(prefix = 'nimbus-test-', before?: () => Promise<void>): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   tempDirs.push(dir);
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(async () => {
+    await before?.();
+    rmSync(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 
@@ -79,7 +82,9 @@ const running = new Set<Platform>();
 export async function startPlatform(
   opts: { warmPoolSize?: number; maxInstances?: number; events?: EventsOptions; dataDir?: string } = {},
 ): Promise<TestPlatform> {
-  const dataDir = opts.dataDir ?? tempDir('nimbus-data-');
+  // The platform stops before its data dir goes: a running one still reads its sandbox files there.
+  let stop = async () => {};
+  const dataDir = opts.dataDir ?? tempDir('nimbus-data-', () => stop());
   const platform = await Platform.start({
     dataDir,
     host: '127.0.0.1',
@@ -90,7 +95,8 @@ export async function startPlatform(
     events: opts.events,
   });
   running.add(platform);
-  after(() => platform.stop(2_000));
+  stop = () => platform.stop(2_000);
+  after(stop);
   const admin = (method: string, path: string, body?: Uint8Array | string, headers?: Record<string, string>) =>
     fetch(`${platform.adminUrl}${path}`, { method, body, headers: headers ?? { authorization: `Bearer ${platform.token}` } });
   const upload = async (dir: string, overrides: Record<string, unknown> = {}) => {

@@ -269,7 +269,7 @@ describe('scaling', async () => {
   test('more requests than one instance takes start more instances, up to max', async () => {
     await t.deploySource(
       'wide',
-      'const INSTANCE = Math.random().toString(36).slice(2); export default { async fetch() { await new Promise(r => setTimeout(r, 200)); return new Response(INSTANCE); } };',
+      'const INSTANCE = Math.random().toString(36).slice(2); export default { async fetch() { await new Promise(r => setTimeout(r, 600)); return new Response(INSTANCE); } };',
       'scale:\n  concurrency: 2\n  max: 3\n',
     );
     const pids = await Promise.all(Array.from({ length: 10 }, async () => (await t.gw('/fn/wide')).text()));
