@@ -71,6 +71,8 @@ export class Platform {
       ({ token: this.token, created: this.tokenCreated } = loadOrCreateToken(this.tokenFile));
       this.store = new SqliteStore(join(this.dataDir, 'nimbus.db'));
       const artifacts = new ArtifactStore(join(this.dataDir, 'bundles'));
+      // Nothing else writes to the bundle store while this platform holds the data dir's lock.
+      artifacts.removeHalfWritten();
       this.logs = new LogBuffer(this.store);
       this.state = new StateStore(this.dataDir);
       this.runtime = new RuntimeManager({
