@@ -7,6 +7,7 @@ import { ArtifactStore } from './artifacts/artifact-store.js';
 import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.js';
 import { DEFAULT_WARM_POOL_SIZE, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
 import { createAdminServer } from './control/admin.js';
+import { repairBundles } from './control/bundle-layout.js';
 import { FunctionRegistry } from './control/registry.js';
 import { Events, type EventsOptions } from './events/events.js';
 import { SqliteQueue } from './events/sqlite-queue.js';
@@ -71,8 +72,9 @@ export class Platform {
       ({ token: this.token, created: this.tokenCreated } = loadOrCreateToken(this.tokenFile));
       this.store = new SqliteStore(join(this.dataDir, 'nimbus.db'));
       const artifacts = new ArtifactStore(join(this.dataDir, 'bundles'));
-      // Nothing else writes to the bundle store while this platform holds the data dir's lock.
-      artifacts.removeHalfWritten();
+      const repaired = repairBundles(this.store, artifacts);
+      if (repaired.migrated.length > 0)
+        process.stderr.write(`nimbus: moved ${repaired.migrated.length} bundle(s) to the layout without manifests (env values now only in nimbus.db)\n`);
       this.logs = new LogBuffer(this.store);
       this.state = new StateStore(this.dataDir);
       this.runtime = new RuntimeManager({

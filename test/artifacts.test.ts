@@ -41,6 +41,20 @@ test('empty and unreadable uploads are refused with a code', () => {
   assert.throws(() => readBundleZip(enc('not a zip')), { code: 'NIMBUS_INVALID_BUNDLE' });
 });
 
+test('a manifest at the root is left out of the stored bundle and its id, but not of the digest', () => {
+  const code = { 'index.mjs': enc('export default 1') };
+  const plain = readBundleZip(zipSync(code));
+  const withEnv = readBundleZip(zipSync({ ...code, 'nimbus.json': enc('{"env":{"TOKEN":"one"}}') }));
+  const otherEnv = readBundleZip(zipSync({ ...code, 'nimbus.json': enc('{"env":{"TOKEN":"two"}}') }));
+  assert.equal(withEnv.sha256, plain.sha256, 'the same code has the same bundle id, whatever its manifest');
+  assert.equal(otherEnv.sha256, plain.sha256);
+  assert.notEqual(withEnv.digest, otherEnv.digest, 'a changed env is a changed upload');
+  assert.deepEqual([...withEnv.files.keys()], ['index.mjs']);
+  assert.equal(withEnv.manifest?.file, 'nimbus.json');
+  // A manifest below the root is code like any other file.
+  assert.ok(readBundleZip(zipSync({ ...code, 'lib/nimbus.json': enc('{}') })).files.has('lib/nimbus.json'));
+});
+
 test('a path that is both a file and a folder is refused, naming the path, before anything is written', () => {
   const clash = zipSync({ a: enc('file'), 'a/b.js': enc('x'), 'ok/c.js': enc('y'), 'deep/x': enc('1'), 'deep/x/y/z.js': enc('2') });
   assert.throws(

@@ -1,15 +1,27 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { channel } from 'node:diagnostics_channel';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { unzipSync } from 'fflate';
 import { MAX_BUNDLE_FILES, MAX_BUNDLE_UNPACKED_BYTES } from '../config/defaults.js';
+import { MANIFEST_FILES } from '../config/handler.js';
 import { NimbusError } from '../shared/errors.js';
 
 export interface Bundle {
-  /** sha256 over the sorted (path, content) pairs: the same code always has the same id. */
+  /**
+   * sha256 over the sorted (path, content) pairs of the code, the manifest left out: the
+   * name of the bundle's folder. The same code always has the same id, whatever its env.
+   */
   sha256: string;
+  /**
+   * sha256 over the whole upload, manifest included (so its env values too): the same
+   * upload twice is one version. Kept in the store to recognise a redeploy; never shown.
+   */
+  digest: string;
+  /** The code: every file of the upload but a manifest at its root. */
   files: Map<string, Uint8Array>;
+  /** The manifest at the root of the upload (the first of MANIFEST_FILES found), if any. Never written to disk. */
+  manifest?: { file: string; data: Uint8Array };
 }
 
 /** Folders being written (or removed) carry this prefix until they are whole (or gone). */
@@ -22,6 +34,9 @@ export const HALF_WRITTEN_PREFIX = '.tmp-';
 export const BUNDLE_STORED_CHANNEL = 'nimbus:artifacts:stored';
 const stored = channel(BUNDLE_STORED_CHANNEL);
 
+/** A bundle folder's name: a sha256 in hex. */
+export const BUNDLE_DIR_PATTERN = /^[0-9a-f]{64}$/;
+
 /**
  * Checks that a path from an upload stays inside the bundle: relative, "/"-separated,
  * no "." or ".." segments, no control characters.
@@ -33,7 +48,23 @@ export function isSafeBundlePath(path: string): boolean {
   return path.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
 }
 
-const byPath = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
+/**
+ * The hash both Bundle ids use: (path, length, content) for each file in path order.
+ * Contents are read one at a time, so a folder on disk need not fit in memory at once.
+ */
+export function hashFiles(paths: Iterable<string>, read: (path: string) => Uint8Array): string {
+  const hash = createHash('sha256');
+  for (const path of [...paths].sort(comparePaths)) addFile(hash, path, read(path));
+  return hash.digest('hex');
+}
+
+function addFile(hash: Hash, path: string, data: Uint8Array): void {
+  hash.update(`${path}\0${data.length}\0`);
+  hash.update(data);
+}
+
+const comparePaths = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const byPath = ([a]: [string, unknown], [b]: [string, unknown]) => comparePaths(a, b);
 
 /** Unpacks an uploaded zip in memory, refusing unsafe paths and zip bombs before inflating. */
 export function readBundleZip(zip: Uint8Array): Bundle {
@@ -70,12 +101,17 @@ export function readBundleZip(zip: Uint8Array): Bundle {
   // A file that is also a folder ("a" and "a/b.js") cannot be written out; say which, before anything is.
   const clashes = fileFolderClashes(all.map(([path]) => path));
   if (clashes.length > 0) throw invalidPaths('the bundle has paths that are both a file and a folder', clashes);
-  const hash = createHash('sha256');
-  for (const [path, data] of all) {
-    hash.update(`${path}\0${data.length}\0`);
-    hash.update(data);
-  }
-  return { sha256: hash.digest('hex'), files: new Map(all) };
+  const digest = createHash('sha256');
+  for (const [path, data] of all) addFile(digest, path, data);
+  // The manifest (and its env values) lives in the store's version record, never in the bundle folder.
+  const manifestFile = MANIFEST_FILES.find((f) => Object.hasOwn(entries, f));
+  const files = new Map(all.filter(([path]) => !MANIFEST_FILES.includes(path)));
+  return {
+    sha256: hashFiles(files.keys(), (path) => files.get(path) as Uint8Array),
+    digest: digest.digest('hex'),
+    files,
+    ...(manifestFile ? { manifest: { file: manifestFile, data: entries[manifestFile] } } : {}),
+  };
 }
 
 /** Paths of files that are also the folder of another file. */
@@ -130,6 +166,11 @@ export class ArtifactStore {
     return existsSync(this.dir(sha256));
   }
 
+  /** The names of the bundle folders on disk. */
+  list(): string[] {
+    return readdirSync(this.root).filter((name) => BUNDLE_DIR_PATTERN.test(name));
+  }
+
   /**
    * Deletes what a crash left half-written (a bundle being put or removed). Only for a
    * store nobody else writes to: the platform calls it at start, holding the data dir's lock.
@@ -147,6 +188,15 @@ export class ArtifactStore {
     const doomed = this.#tempName(`rm-${sha256}`);
     renameSync(dir, doomed);
     rmSync(doomed, { recursive: true, force: true });
+  }
+
+  /** Moves a whole bundle folder to another name (layout migration), durably; a folder already there wins. */
+  rename(from: string, to: string): void {
+    if (existsSync(this.dir(to))) this.remove(from);
+    else {
+      renameSync(this.dir(from), this.dir(to));
+      this.syncFolder(this.root);
+    }
   }
 
   /** Writes the bundle unless it is already stored; the directory appears atomically and durably. */

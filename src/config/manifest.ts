@@ -236,14 +236,20 @@ export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest 
   });
 }
 
+/** The value a problem is about, as the message may show it: env values never (only their names). */
 function valueAt(input: unknown, path: (string | number)[]): unknown {
   let cur: unknown = input;
   for (const key of path) {
     if (cur === null || typeof cur !== 'object') return undefined;
     cur = (cur as Record<string | number, unknown>)[key];
   }
-  return cur;
+  if (path[0] !== 'env' || cur === undefined) return cur;
+  if (path.length === 1 && cur !== null && typeof cur === 'object' && !Array.isArray(cur)) return { names: Object.keys(cur) };
+  return HIDDEN_VALUE;
 }
+
+/** What a message shows in place of an env value. */
+const HIDDEN_VALUE = '(hidden)';
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {
