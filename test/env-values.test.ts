@@ -64,6 +64,7 @@ describe('env values live only in the store', async () => {
       '/v1/functions/envy',
       '/v1/functions/envy/logs',
       '/v1/functions/envy/dlq',
+      '/v1/functions/envy/secrets',
       `/v1/invocations/${queued.id}`,
       '/v1/kv',
       '/v1/buckets',
@@ -77,7 +78,7 @@ describe('env values live only in the store', async () => {
     }
     const { function: info } = (await (await t.admin('GET', '/v1/functions/envy')).json()) as { function: { envKeys: string[] } };
     assert.deepEqual(info.envKeys, ['API_KEY', 'MODE']);
-    for (const args of [['ls', '--json'], ['ls'], ['logs', 'envy'], ['invocation', queued.id, '--json'], ['dlq', 'ls', 'envy']]) {
+    for (const args of [['ls', '--json'], ['ls'], ['logs', 'envy'], ['invocation', queued.id, '--json'], ['dlq', 'ls', 'envy'], ['secret', 'ls', 'envy']]) {
       const out = await cli(...args);
       assert.equal(out.code, 0, `nimbus ${args.join(' ')}: ${out.stderr}`);
       assert.ok(!`${out.stdout}${out.stderr}`.includes(VALUE), `nimbus ${args.join(' ')} shows the value: ${out.stdout}`);

@@ -88,7 +88,10 @@ function duration(field: string, minMs: number, maxMs: number) {
   });
 }
 
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** What an env variable's (and a secret's) name may be. */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Names the platform keeps for its own variables. */
+export const RESERVED_ENV_PREFIX = 'NIMBUS_';
 
 const envSchema = z
   .record(z.union([z.string(), z.number(), z.boolean()], { errorMap: () => ({ message: 'env values must be strings, numbers or booleans' }) }))
@@ -96,12 +99,12 @@ const envSchema = z
     const out: Record<string, string> = {};
     let bytes = 0;
     for (const [key, value] of Object.entries(env)) {
-      if (!ENV_KEY.test(key)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} must match ${ENV_KEY}` });
+      if (!ENV_NAME_PATTERN.test(key)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} must match ${ENV_NAME_PATTERN}` });
         continue;
       }
-      if (key.startsWith('NIMBUS_')) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} uses the reserved prefix NIMBUS_` });
+      if (key.startsWith(RESERVED_ENV_PREFIX)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} uses the reserved prefix ${RESERVED_ENV_PREFIX}` });
         continue;
       }
       out[key] = String(value);

@@ -19,6 +19,7 @@ import type { StateStore } from '../state/state-store.js';
 import type { FunctionRecord, LogEntry, Store } from '../store/store.js';
 import type { LogBuffer } from '../telemetry/log-buffer.js';
 import type { FunctionRegistry } from './registry.js';
+import { handleSecrets } from './secrets.js';
 
 export interface AdminDeps {
   token: string;
@@ -114,6 +115,7 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
     return logs(deps, name, url, req, res);
   }
   if (parts[3] === 'dlq' && parts.length <= 5) return deadLetters(deps, name, parts[4], method, url, req, res);
+  if (parts[3] === 'secrets' && parts.length <= 5) return handleSecrets(deps.registry, name, parts[4], method, req, res);
   throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
 }
 

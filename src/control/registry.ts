@@ -1,14 +1,21 @@
 import { parse as parseYaml } from 'yaml';
 import { type ArtifactStore, type Bundle, readBundleZip } from '../artifacts/artifact-store.js';
-import { DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_RETRIES, DEFAULT_SCALE_WINDOW_MS, DEFAULT_UTILIZATION_PERCENT } from '../config/defaults.js';
+import {
+  DEFAULT_MAX_EVENT_AGE_MS,
+  DEFAULT_RETRIES,
+  DEFAULT_SCALE_WINDOW_MS,
+  DEFAULT_UTILIZATION_PERCENT,
+  MAX_SECRETS_PER_FUNCTION,
+} from '../config/defaults.js';
 import { BUNDLE_EXTENSIONS, PYTHON_EXTENSIONS, resolveHandler } from '../config/handler.js';
 import { type Manifest, parseManifest, validateFunctionName } from '../config/manifest.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import type { RuntimeManager } from '../runtime/manager.js';
 import type { LoadedMessage } from '../runtime/protocol/frames.js';
 import { NimbusError, toNimbusError } from '../shared/errors.js';
-import type { FunctionConfig, FunctionRecord, Store, VersionRecord } from '../store/store.js';
+import type { FunctionConfig, FunctionRecord, SecretInfo, Store, VersionRecord } from '../store/store.js';
 import { NO_TRIGGERS, withCodeTriggers } from './code-triggers.js';
+import { namesTakenBySecrets, validateSecretName } from './secrets.js';
 
 export interface DeployResult {
   record: FunctionRecord;
@@ -26,10 +33,12 @@ export class FunctionRegistry {
   readonly #artifacts: ArtifactStore;
   readonly #runtime: RuntimeManager;
   readonly #specs = new Map<string, FunctionSpec>();
-  /** Deploys of one function run one at a time (each picks the next version number). */
+  /** Deploys and secret changes of one function run one at a time (a deploy picks the next version number; both check env against secrets). */
   readonly #serial = new Map<string, Promise<unknown>>();
   /** Bundles that deploys under way have written but no version names yet: not to be removed by another deploy's failure. */
   readonly #pendingBundles = new Map<string, number>();
+  /** How often a function's secrets changed since start: part of its spec key, so a change gets fresh instances. */
+  readonly #secretsRevision = new Map<string, number>();
   /** Told when a function is removed (its queued events go too). */
   onRemoved: (name: string) => Promise<void> = async () => {};
   /** Told when the set of functions or their triggers may have changed (a deploy or a removal). */
@@ -69,7 +78,7 @@ export class FunctionRegistry {
     return this.#oneAtATime(name, () => this.#deploy(name, zip, now));
   }
 
-  /** Runs work after the function's earlier deploys, whether they failed or not. */
+  /** Runs work after the function's earlier deploys and secret changes, whether they failed or not. */
   #oneAtATime<T>(name: string, work: () => Promise<T>): Promise<T> {
     const previous = this.#serial.get(name) ?? Promise.resolve();
     const run = previous.then(work, work);
@@ -110,6 +119,16 @@ export class FunctionRegistry {
     const manifest = readManifest(bundle);
     if (manifest.name !== undefined && manifest.name !== name) {
       throw new NimbusError('NIMBUS_NAME_MISMATCH', `the manifest names "${manifest.name}" but the upload is for "${name}"`);
+    }
+    const clash = namesTakenBySecrets(
+      manifest,
+      this.#store.listSecrets(name).map((s) => s.name),
+    );
+    if (clash.length > 0) {
+      throw new NimbusError(
+        'NIMBUS_SECRET_CONFLICT',
+        `${clash.join(', ')} ${clash.length === 1 ? 'is' : 'are'} both in the manifest (env or bindings) and a secret of "${name}"`,
+      );
     }
     const extensions = manifest.runtime === 'python' ? PYTHON_EXTENSIONS : BUNDLE_EXTENSIONS;
     // A program (runtime: process) has no entry module; its handler is passed on as is.
@@ -159,6 +178,7 @@ export class FunctionRegistry {
     const bundles = new Set(this.#store.listVersions(name).map((v) => v.sha256));
     const existed = this.#store.deleteFunction(name);
     this.#specs.delete(name);
+    this.#secretsRevision.delete(name);
     this.#runtime.remove(name);
     // Running instances have their code in memory already; the files can go.
     for (const sha of bundles) if (!this.#store.isBundleUsed(sha) && !this.#pendingBundles.has(sha)) this.#artifacts.remove(sha);
@@ -167,11 +187,60 @@ export class FunctionRegistry {
     return existed;
   }
 
+  /** A function's secrets: names and update times, never values. A function not deployed yet may have some. */
+  listSecrets(fn: string): SecretInfo[] {
+    return this.#store.listSecrets(validateFunctionName(fn));
+  }
+
+  /**
+   * Sets a secret. It may be set before the function's first deploy (whose load check
+   * then sees it). A deployed function's instances are replaced as by a deploy: requests
+   * in flight finish on the old ones, every later request runs with the new value.
+   */
+  setSecret(fn: string, name: string, value: string, now = Date.now()): Promise<{ created: boolean; updatedAt: number }> {
+    validateFunctionName(fn);
+    validateSecretName(name);
+    return this.#oneAtATime(fn, async () => {
+      const record = this.#store.getFunction(fn);
+      if (record && namesTakenBySecrets(record.latest.config, [name]).length > 0) {
+        throw new NimbusError('NIMBUS_SECRET_CONFLICT', `${name} is already an env variable or binding of "${fn}" (version ${record.latest.version})`);
+      }
+      const names = this.#store.listSecrets(fn);
+      if (names.length >= MAX_SECRETS_PER_FUNCTION && !names.some((s) => s.name === name)) {
+        throw new NimbusError('NIMBUS_INVALID_SECRET', `function "${fn}" has ${names.length} secrets, the most allowed; remove one first`);
+      }
+      const { created } = this.#store.putSecret(fn, name, value, now);
+      this.#restartWithSecrets(fn);
+      return { created, updatedAt: now };
+    });
+  }
+
+  /** Removes a secret; the function's instances are replaced, as by setSecret. */
+  deleteSecret(fn: string, name: string): Promise<void> {
+    validateFunctionName(fn);
+    validateSecretName(name);
+    return this.#oneAtATime(fn, async () => {
+      if (!this.#store.deleteSecret(fn, name)) throw new NimbusError('NIMBUS_SECRET_NOT_FOUND', `function "${fn}" has no secret ${name}`);
+      this.#restartWithSecrets(fn);
+    });
+  }
+
+  /** A new spec (with a new key) for the latest version: its pool replaces the running one, whose instances drain and exit. */
+  #restartWithSecrets(fn: string): void {
+    const record = this.#store.getFunction(fn);
+    if (!record) return;
+    this.#secretsRevision.set(fn, (this.#secretsRevision.get(fn) ?? 0) + 1);
+    const spec = this.#toSpec(record);
+    this.#specs.set(fn, spec);
+    this.#runtime.pool(spec);
+  }
+
   #toSpec(record: FunctionRecord): FunctionSpec {
     const { latest } = record;
     const c = latest.config;
+    const revision = this.#secretsRevision.get(record.name) ?? 0;
     return {
-      key: String(latest.id),
+      key: revision === 0 ? String(latest.id) : `${latest.id}.${revision}`,
       name: record.name,
       runtime: c.runtime,
       // Versions stored before isolation existed run as processes.
@@ -205,7 +274,8 @@ export class FunctionRegistry {
         command: c.command,
         handler: c.handler,
         payloadFormat: c.payloadFormat,
-        env: c.env,
+        // Secrets join the env only here, in memory, on their way to the instance.
+        env: { ...c.env, ...this.#store.secretValues(record.name) },
         ...(c.bindings && Object.keys(c.bindings).length > 0 ? { bindings: c.bindings } : {}),
         memoryMB: c.memory,
         timeoutMs: c.timeout,

@@ -42,6 +42,19 @@ export const ERROR_CODES = {
   NIMBUS_PLATFORM_UNREACHABLE: { status: 503, hint: 'start the platform with `nimbus up`, or point --url / NIMBUS_URL at a running one' },
   NIMBUS_INVALID_ARGUMENT: { status: 400, hint: 'run `nimbus help <command>` for the accepted flags' },
   NIMBUS_INVALID_KEY: { status: 400, hint: 'use a non-empty key without NUL characters, at most 512 bytes of UTF-8 for a KV key and 1024 for an object key' },
+  NIMBUS_INVALID_SECRET: {
+    status: 400,
+    hint: 'name a secret like an env variable (letters, digits and _, not starting with a digit or NIMBUS_); give it a non-empty UTF-8 value without NUL characters; at most 64 per function',
+  },
+  NIMBUS_SECRET_TOO_LARGE: {
+    status: 413,
+    hint: 'a secret value is at most 5120 bytes; keep large data in a bucket and put only its key or a credential in the secret',
+  },
+  NIMBUS_SECRET_NOT_FOUND: { status: 404, hint: "list the function's secrets with `nimbus secret ls <function>`" },
+  NIMBUS_SECRET_CONFLICT: {
+    status: 409,
+    hint: 'a name is either an env variable or binding in nimbus.yaml or a secret, not both: rename one, or remove it from env (or `nimbus secret rm`) first',
+  },
   NIMBUS_INTERNAL: { status: 500, hint: 'this is a bug in Nimbus; the platform log has details' },
 } as const satisfies Record<string, { status: number; hint: string }>;
 

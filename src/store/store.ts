@@ -29,6 +29,12 @@ export interface FunctionRecord {
   latest: VersionRecord;
 }
 
+/** A function's secret as listings show it: the name and when it was last set, never the value. */
+export interface SecretInfo {
+  name: string;
+  updatedAt: number;
+}
+
 export interface LogEntry {
   id?: number;
   name: string;
@@ -49,12 +55,20 @@ export interface Store {
   listVersions(name: string): VersionRecord[];
   /** Creates a version unless the latest already has this digest; moves latest to it. */
   deploy(name: string, bundle: { sha256: string; digest: string }, config: FunctionConfig, now: number): { record: FunctionRecord; created: boolean };
-  /** Removes the function, its versions and logs; true if the function existed. */
+  /** Removes the function, its versions, logs and secrets; true if the function existed. */
   deleteFunction(name: string): boolean;
   /** Whether any version of any function still uses this bundle. */
   isBundleUsed(sha256: string): boolean;
   /** Points every version that uses bundle `from` at bundle `to` (a bundle folder renamed by a layout migration). */
   moveBundle(from: string, to: string): void;
+  /** A function's secrets, names and update times only, sorted by name. */
+  listSecrets(fn: string): SecretInfo[];
+  /** A function's secret values, for its instances' LOAD only: never for a listing, a log or an error. */
+  secretValues(fn: string): Record<string, string>;
+  /** Sets a secret; created is false when it replaced a value. */
+  putSecret(fn: string, name: string, value: string, now: number): { created: boolean };
+  /** Removes a secret; false if it was not set. */
+  deleteSecret(fn: string, name: string): boolean;
   appendLogs(entries: LogEntry[]): void;
   readLogs(name: string, opts: { afterId?: number; limit: number; requestId?: string }): LogEntry[];
   pruneLogs(keepPerFunction: number): void;

@@ -36,4 +36,14 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
     // Until now a version's sha256 was the whole upload's hash: that is its digest.
     sql: 'ALTER TABLE versions ADD COLUMN digest TEXT; UPDATE versions SET digest = sha256;',
   },
+  {
+    what: 'secrets: values given to a function at LOAD, set through the admin API',
+    sql: `CREATE TABLE secrets (
+      function TEXT NOT NULL,
+      name TEXT NOT NULL,
+      value TEXT NOT NULL,
+      updated_at INTEGER NOT NULL,
+      PRIMARY KEY (function, name)
+    ) WITHOUT ROWID;`,
+  },
 ];

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync } from 'node:fs';
 import type Database from 'better-sqlite3';
-import type { FunctionConfig, FunctionRecord, LogEntry, Store, VersionRecord } from '../store.js';
+import type { FunctionConfig, FunctionRecord, LogEntry, SecretInfo, Store, VersionRecord } from '../store.js';
 import { migrate, STORE_MIGRATIONS } from './migrations.js';
 import { openSqlite } from './open.js';
 
@@ -71,7 +71,7 @@ const FUNCTION_SELECT = `SELECT v.*, f.created_at AS f_created_at, f.updated_at 
   FROM functions f JOIN versions v ON v.id = f.latest_id`;
 
 /**
- * The embedded store: one SQLite file in WAL mode. It holds env values, so
+ * The embedded store: one SQLite file in WAL mode. It holds env values and secrets, so
  * the file (and its -wal and -shm companions) are readable by the platform's user only.
  */
 export class SqliteStore implements Store {
@@ -96,6 +96,15 @@ export class SqliteStore implements Store {
       deleteFunction: db.prepare('DELETE FROM functions WHERE name = ?'),
       deleteVersions: db.prepare('DELETE FROM versions WHERE name = ?'),
       deleteLogs: db.prepare('DELETE FROM logs WHERE name = ?'),
+      deleteSecrets: db.prepare('DELETE FROM secrets WHERE function = ?'),
+      listSecrets: db.prepare<[string], { name: string; updated_at: number }>('SELECT name, updated_at FROM secrets WHERE function = ? ORDER BY name'),
+      secretValues: db.prepare<[string], { name: string; value: string }>('SELECT name, value FROM secrets WHERE function = ?'),
+      hasSecret: db.prepare<[string, string], { n: number }>('SELECT COUNT(*) AS n FROM secrets WHERE function = ? AND name = ?'),
+      putSecret: db.prepare(
+        `INSERT INTO secrets (function, name, value, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT(function, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      ),
+      deleteSecret: db.prepare('DELETE FROM secrets WHERE function = ? AND name = ?'),
       moveBundle: db.prepare('UPDATE versions SET sha256 = ? WHERE sha256 = ?'),
       insertLog: db.prepare('INSERT INTO logs (name, version, request_id, stream, ts, line) VALUES (?, ?, ?, ?, ?, ?)'),
       // Without a cursor: the newest lines (a tail). With one: the next lines after it, oldest
@@ -143,6 +152,7 @@ export class SqliteStore implements Store {
       const { changes } = this.#stmts.deleteFunction.run(name);
       this.#stmts.deleteVersions.run(name);
       this.#stmts.deleteLogs.run(name);
+      this.#stmts.deleteSecrets.run(name);
       return changes > 0;
     })();
   }
@@ -160,6 +170,26 @@ export class SqliteStore implements Store {
     } finally {
       this.#db.pragma('synchronous = NORMAL');
     }
+  }
+
+  listSecrets(fn: string): SecretInfo[] {
+    return this.#stmts.listSecrets.all(fn).map((r) => ({ name: r.name, updatedAt: r.updated_at }));
+  }
+
+  secretValues(fn: string): Record<string, string> {
+    return Object.fromEntries(this.#stmts.secretValues.all(fn).map((r) => [r.name, r.value]));
+  }
+
+  putSecret(fn: string, name: string, value: string, now: number): { created: boolean } {
+    return this.#db.transaction(() => {
+      const created = (this.#stmts.hasSecret.get(fn, name)?.n ?? 0) === 0;
+      this.#stmts.putSecret.run(fn, name, value, now);
+      return { created };
+    })();
+  }
+
+  deleteSecret(fn: string, name: string): boolean {
+    return this.#stmts.deleteSecret.run(fn, name).changes > 0;
   }
 
   appendLogs(entries: LogEntry[]): void {
