@@ -32,6 +32,12 @@ export interface PlatformOptions {
   maxInstances?: number;
   /** Retry timing, queue limit and clock of the event queue (tests shorten them). */
   events?: EventsOptions;
+  /**
+   * Lets functions run with isolation: thread, in worker threads of this process with no
+   * sandbox (trusted code only). Off by default: such deploys get 403, and thread
+   * functions already deployed run as processes.
+   */
+  allowThreadIsolation?: boolean;
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -91,7 +97,7 @@ export class Platform {
           else if (log.line) process.stderr.write(`nimbus: generic instance: ${log.line}\n`);
         },
       });
-      this.registry = new FunctionRegistry(this.store, artifacts, this.runtime);
+      this.registry = new FunctionRegistry(this.store, artifacts, this.runtime, { allowThreadIsolation: opts.allowThreadIsolation });
       const callDeps = { registry: this.registry, runtime: this.runtime, isDraining: () => this.#draining };
       this.events = new Events(new SqliteQueue(join(this.dataDir, 'events.db')), callDeps, opts.events);
       this.registry.onRemoved = (name) => this.events.removeFunction(name);

@@ -77,7 +77,7 @@ const running = new Set<Platform>();
 
 /** Starts a platform on ports the OS picks with a temp data dir; stopped when the file ends. */
 export async function startPlatform(
-  opts: { warmPoolSize?: number; maxInstances?: number; events?: EventsOptions; dataDir?: string } = {},
+  opts: { warmPoolSize?: number; maxInstances?: number; events?: EventsOptions; dataDir?: string; allowThreadIsolation?: boolean } = {},
 ): Promise<TestPlatform> {
   const dataDir = opts.dataDir ?? tempDir('nimbus-data-');
   const platform = await Platform.start({
@@ -88,6 +88,7 @@ export async function startPlatform(
     warmPoolSize: opts.warmPoolSize ?? 1,
     maxInstances: opts.maxInstances,
     events: opts.events,
+    allowThreadIsolation: opts.allowThreadIsolation,
   });
   running.add(platform);
   after(() => platform.stop(2_000));

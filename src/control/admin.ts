@@ -224,7 +224,8 @@ function view(deps: AdminDeps, f: FunctionRecord, withVersions = false): Record<
     sha256: f.latest.sha256,
     url: `${deps.info().gatewayUrl}/fn/${f.name}`,
     runtime: c.runtime,
-    isolation: c.isolation ?? 'process',
+    // What its instances run in now: a thread function runs as processes while the platform does not allow threads.
+    isolation: deps.registry.spec(f.name)?.isolation ?? c.isolation ?? 'process',
     style: c.detectedStyle ?? c.style ?? null,
     handler: c.exportName ? `${c.entry}#${c.exportName}` : c.entry,
     memory: c.memory,

@@ -17,6 +17,17 @@ import type { FunctionConfig, FunctionRecord, SecretInfo, Store, VersionRecord }
 import { NO_TRIGGERS, withCodeTriggers } from './code-triggers.js';
 import { namesTakenBySecrets, validateSecretName } from './secrets.js';
 
+export interface RegistryOptions {
+  /**
+   * Whether functions may run with isolation: thread (worker threads in the platform's
+   * process: no sandbox, trusted code only). Off: such deploys are refused, and thread
+   * functions already deployed run as processes.
+   */
+  allowThreadIsolation?: boolean;
+  /** Where the one start-up line about thread functions goes (the platform's stderr). */
+  warn?: (line: string) => void;
+}
+
 export interface DeployResult {
   record: FunctionRecord;
   created: boolean;
@@ -32,6 +43,7 @@ export class FunctionRegistry {
   readonly #store: Store;
   readonly #artifacts: ArtifactStore;
   readonly #runtime: RuntimeManager;
+  readonly #allowThreads: boolean;
   readonly #specs = new Map<string, FunctionSpec>();
   /** Deploys and secret changes of one function run one at a time (a deploy picks the next version number; both check env against secrets). */
   readonly #serial = new Map<string, Promise<unknown>>();
@@ -44,17 +56,25 @@ export class FunctionRegistry {
   /** Told when the set of functions or their triggers may have changed (a deploy or a removal). */
   onChanged: () => void = () => {};
 
-  constructor(store: Store, artifacts: ArtifactStore, runtime: RuntimeManager) {
+  constructor(store: Store, artifacts: ArtifactStore, runtime: RuntimeManager, opts: RegistryOptions = {}) {
     this.#store = store;
     this.#artifacts = artifacts;
     this.#runtime = runtime;
+    this.#allowThreads = opts.allowThreadIsolation === true;
+    const demoted: string[] = [];
     for (const record of store.listFunctions()) {
       const spec = this.#toSpec(record);
+      if (record.latest.config.isolation === 'thread' && spec.isolation !== 'thread') demoted.push(record.name);
       this.#specs.set(record.name, spec);
       // Functions with scale.min > 0 are warm again after a restart.
       if (spec.scale.min > 0) runtime.pool(spec);
       // The others' first request takes a pre-started instance: start the pools that start lazily (threads, Python).
       else runtime.prewarm(spec);
+    }
+    if (demoted.length > 0) {
+      (opts.warn ?? ((line) => process.stderr.write(`${line}\n`)))(
+        `nimbus: thread isolation is off (start with --allow-thread-isolation to allow it): ${demoted.length} function(s) deployed with isolation: thread run as processes: ${demoted.join(', ')}`,
+      );
     }
   }
 
@@ -119,6 +139,12 @@ export class FunctionRegistry {
     const manifest = readManifest(bundle);
     if (manifest.name !== undefined && manifest.name !== name) {
       throw new NimbusError('NIMBUS_NAME_MISMATCH', `the manifest names "${manifest.name}" but the upload is for "${name}"`);
+    }
+    if (manifest.isolation === 'thread' && !this.#allowThreads) {
+      throw new NimbusError(
+        'NIMBUS_THREAD_ISOLATION_DISABLED',
+        `function "${name}" asks for isolation: thread, which this platform does not allow: a thread instance runs in the platform's own process without a sandbox`,
+      );
     }
     const clash = namesTakenBySecrets(
       manifest,
@@ -243,8 +269,8 @@ export class FunctionRegistry {
       key: revision === 0 ? String(latest.id) : `${latest.id}.${revision}`,
       name: record.name,
       runtime: c.runtime,
-      // Versions stored before isolation existed run as processes.
-      isolation: c.isolation ?? 'process',
+      // Versions stored before isolation existed run as processes; so do thread functions when the operator does not allow threads.
+      isolation: c.isolation === 'thread' && this.#allowThreads ? 'thread' : 'process',
       style: c.detectedStyle ?? c.style,
       version: latest.version,
       memoryMB: c.memory,

@@ -55,6 +55,10 @@ export const ERROR_CODES = {
     status: 409,
     hint: 'a name is either an env variable or binding in nimbus.yaml or a secret, not both: rename one, or remove it from env (or `nimbus secret rm`) first',
   },
+  NIMBUS_THREAD_ISOLATION_DISABLED: {
+    status: 403,
+    hint: 'thread isolation is for trusted code only and off by default: remove `isolation: thread` (process isolation is the default), or start the platform with `nimbus up --allow-thread-isolation`',
+  },
   NIMBUS_INTERNAL: { status: 500, hint: 'this is a bug in Nimbus; the platform log has details' },
 } as const satisfies Record<string, { status: number; hint: string }>;
 

@@ -41,6 +41,11 @@ Options:
   --warm-pool <n>     pre-started generic instances (default ${DEFAULT_WARM_POOL_SIZE})
   --max-instances <n> instances of all functions together (default ${DEFAULT_MAX_INSTANCES}); at the limit
                       idle instances of other functions make room, else requests wait
+  --allow-thread-isolation
+                      let functions deploy with isolation: thread: worker threads in this
+                      process, with no sandbox. Not a security boundary: trusted code only.
+                      Without it such deploys get NIMBUS_THREAD_ISOLATION_DISABLED and
+                      thread functions already deployed run as processes
   --json              print the URLs as one JSON line once ready`,
   options: {
     port: { type: 'string' },
@@ -49,6 +54,7 @@ Options:
     examples: { type: 'boolean' },
     'warm-pool': { type: 'string' },
     'max-instances': { type: 'string' },
+    'allow-thread-isolation': { type: 'boolean' },
   },
   async run(_positionals, values) {
     const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
@@ -72,6 +78,7 @@ Options:
       adminPort: port(values['admin-port'], 'admin-port', DEFAULT_ADMIN_PORT),
       warmPoolSize: warm,
       maxInstances,
+      allowThreadIsolation: values['allow-thread-isolation'] === true,
     });
     const json = values.json === true;
     const deployed = values.examples ? await deployExamples(platform, json) : [];
@@ -93,6 +100,8 @@ Options:
       print(`  gateway  ${platform.gatewayUrl}/fn/<name>`);
       print(`  admin    ${platform.adminUrl}  (token in ${tokenPath}${platform.tokenCreated ? ', created now, readable only by you' : ''})`);
       print(`  data     ${platform.dataDir}`);
+      if (values['allow-thread-isolation'] === true)
+        print('  threads  allowed: functions with isolation: thread run in this process, unsandboxed (trusted code only)');
       if (deployed.length > 0) {
         print('');
         print('Example functions:');
