@@ -95,6 +95,17 @@ describe('env values live only in the store', async () => {
       assert.match(text, /NIMBUS_INVALID_MANIFEST/);
       assert.ok(!text.includes(VALUE), `the error quotes the value: ${text}`);
     }
+    // Neither do the JSON and YAML parsers' messages, which quote the text around a syntax error.
+    const broken = { 'nimbus.json': `{"env": {"API_KEY": ${VALUE}}}`, 'nimbus.yaml': `env:\n  API_KEY: ${VALUE}: x\n` };
+    for (const [file, text] of Object.entries(broken)) {
+      const zip = zipSync({ 'index.mjs': enc(ENVY), [file]: enc(text) });
+      const res = await t.admin('PUT', '/v1/functions/refused', zip, { authorization: `Bearer ${t.platform.token}`, 'content-type': 'application/zip' });
+      const body = await res.text();
+      assert.equal(res.status, 400, body);
+      assert.match(body, new RegExp(`NIMBUS_INVALID_MANIFEST.*${file.replace('.', '\\.')} in the bundle is not valid`));
+      // V8 quotes about ten characters either side of the fault: not even those.
+      assert.ok(!body.includes(VALUE.slice(0, 10)), `the error quotes the value: ${body}`);
+    }
   });
 });
 

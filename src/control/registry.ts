@@ -316,10 +316,16 @@ function readManifest(bundle: Bundle): Manifest {
   const file = bundle.manifest?.file;
   if (bundle.manifest) {
     const text = new TextDecoder().decode(bundle.manifest.data);
+    const json = bundle.manifest.file.endsWith('.json');
     try {
-      raw = bundle.manifest.file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+      raw = json ? JSON.parse(text) : parseYaml(text);
     } catch (err) {
-      throw new NimbusError('NIMBUS_INVALID_MANIFEST', `${bundle.manifest.file} in the bundle cannot be parsed: ${(err as Error).message}`);
+      // The parsers' own messages quote the text around the fault, env values included: say only where it is.
+      const where = /(line \d+, column \d+|position \d+)/.exec((err as Error).message)?.[1];
+      throw new NimbusError(
+        'NIMBUS_INVALID_MANIFEST',
+        `${bundle.manifest.file} in the bundle is not valid ${json ? 'JSON' : 'YAML'}${where ? ` (at ${where})` : ''}`,
+      );
     }
   }
   return parseManifest(raw, file ?? 'the bundle');
