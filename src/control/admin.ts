@@ -19,7 +19,7 @@ import type { StateStore } from '../state/state-store.js';
 import type { FunctionRecord, LogEntry, Store } from '../store/store.js';
 import type { LogBuffer } from '../telemetry/log-buffer.js';
 import type { FunctionRegistry } from './registry.js';
-import { handleSecrets } from './secrets.js';
+import { handleSecrets } from './secrets-api.js';
 
 export interface AdminDeps {
   token: string;

@@ -1,10 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MAX_SECRET_NAME_LENGTH, MAX_SECRET_VALUE_BYTES } from '../config/defaults.js';
+import { MAX_SECRET_NAME_LENGTH } from '../config/defaults.js';
 import { ENV_NAME_PATTERN, RESERVED_ENV_PREFIX } from '../config/manifest.js';
 import { NimbusError } from '../shared/errors.js';
-import { readBody, sendJson } from '../shared/http.js';
-import type { FunctionConfig, SecretInfo } from '../store/store.js';
-import type { FunctionRegistry } from './registry.js';
+import type { FunctionConfig } from '../store/store.js';
 
 /**
  * Checks a secret's name: the rules of an env variable's name, since that is what it
@@ -39,47 +36,4 @@ export function decodeSecretValue(body: Uint8Array): string {
 export function namesTakenBySecrets(config: Pick<FunctionConfig, 'env' | 'bindings'>, secrets: Iterable<string>): string[] {
   const taken = new Set([...Object.keys(config.env), ...Object.keys(config.bindings ?? {})]);
   return [...secrets].filter((name) => taken.has(name)).sort();
-}
-
-const secretView = (s: SecretInfo) => ({ name: s.name, updatedAt: new Date(s.updatedAt).toISOString() });
-
-/**
- * The secrets routes (docs/admin-api.md#secrets): GET .../secrets lists names and update
- * times; PUT .../secrets/<NAME> sets one from the raw body; DELETE removes one. No
- * route ever answers with a value.
- */
-export async function handleSecrets(
-  registry: FunctionRegistry,
-  fn: string,
-  segment: string | undefined,
-  method: string,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<void> {
-  if (segment === undefined) {
-    allow(method, ['GET']);
-    return sendJson(res, 200, { secrets: registry.listSecrets(fn).map(secretView) });
-  }
-  let name: string;
-  try {
-    name = decodeURIComponent(segment);
-  } catch {
-    throw new NimbusError('NIMBUS_INVALID_SECRET', `invalid secret name ${JSON.stringify(segment.slice(0, 80))} (malformed %-escape)`);
-  }
-  validateSecretName(name);
-  allow(method, ['PUT', 'DELETE']);
-  if (method === 'DELETE') {
-    req.resume();
-    await registry.deleteSecret(fn, name);
-    res.writeHead(204).end();
-    return;
-  }
-  const value = decodeSecretValue(await readBody(req, MAX_SECRET_VALUE_BYTES, 'NIMBUS_SECRET_TOO_LARGE'));
-  const { created, updatedAt } = await registry.setSecret(fn, name, value);
-  sendJson(res, created ? 201 : 200, { created, secret: secretView({ name, updatedAt }) });
-}
-
-function allow(method: string, methods: string[]): void {
-  if (!methods.includes(method))
-    throw new NimbusError('NIMBUS_METHOD_NOT_ALLOWED', `${method} is not allowed here; use ${methods.join(', ')}`, { headers: { allow: methods.join(', ') } });
 }
