@@ -7,6 +7,7 @@ import { ArtifactStore } from './artifacts/artifact-store.js';
 import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.js';
 import { DEFAULT_WARM_POOL_SIZE, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
 import { createAdminServer } from './control/admin.js';
+import { repairBundles } from './control/bundle-layout.js';
 import { FunctionRegistry } from './control/registry.js';
 import { Events, type EventsOptions } from './events/events.js';
 import { SqliteQueue } from './events/sqlite-queue.js';
@@ -40,6 +41,12 @@ export interface PlatformOptions {
    * processes, whatever the machine has (`nimbus up --insecure-no-sandbox`).
    */
   sandbox?: 'auto' | 'off';
+  /**
+   * Lets functions run with isolation: thread, in worker threads of this process with no
+   * sandbox (trusted code only). Off by default: such deploys get 403, and thread
+   * functions already deployed run as processes.
+   */
+  allowThreadIsolation?: boolean;
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -81,6 +88,9 @@ export class Platform {
       ({ token: this.token, created: this.tokenCreated } = loadOrCreateToken(this.tokenFile));
       this.store = new SqliteStore(join(this.dataDir, 'nimbus.db'));
       const artifacts = new ArtifactStore(join(this.dataDir, 'bundles'));
+      const repaired = repairBundles(this.store, artifacts);
+      if (repaired.migrated.length > 0)
+        process.stderr.write(`nimbus: moved ${repaired.migrated.length} bundle(s) to the layout without manifests (env values now only in nimbus.db)\n`);
       this.logs = new LogBuffer(this.store);
       this.state = new StateStore(this.dataDir);
       const sandbox = openSandbox(this.dataDir, opts);
@@ -98,7 +108,7 @@ export class Platform {
           else if (log.line) process.stderr.write(`nimbus: generic instance: ${log.line}\n`);
         },
       });
-      this.registry = new FunctionRegistry(this.store, artifacts, this.runtime);
+      this.registry = new FunctionRegistry(this.store, artifacts, this.runtime, { allowThreadIsolation: opts.allowThreadIsolation });
       const callDeps = { registry: this.registry, runtime: this.runtime, isDraining: () => this.#draining };
       this.events = new Events(new SqliteQueue(join(this.dataDir, 'events.db')), callDeps, opts.events);
       this.registry.onRemoved = (name) => this.events.removeFunction(name);
@@ -184,17 +194,23 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
  * without it: only on a platform bound to loopback (a developer's own machine), or when
  * the operator said so (docs/security.md).
  */
-function openSandbox(dataDir: string, opts: PlatformOptions): { sandboxes?: Sandboxes; info: SandboxInfo; refuse?: string } {
+export function openSandbox(
+  dataDir: string,
+  opts: Pick<PlatformOptions, 'host' | 'sandbox'>,
+  open: typeof Sandboxes.open = (o) => Sandboxes.open(o),
+): { sandboxes?: Sandboxes; info: SandboxInfo; refuse?: string } {
   const none = (reason: string): SandboxInfo => ({ kind: 'none', reason, users: 'platform', limits: 'rlimit', network: 'none', seccomp: false });
   if (opts.sandbox === 'off') return { info: none('turned off by the operator (--insecure-no-sandbox)') };
-  const opened = Sandboxes.open({
+  const loopbackOnly = LOOPBACK_HOSTS.has(opts.host) || /^127\./.test(opts.host);
+  const opened = open({
     stateDir: join(dataDir, 'sandbox'),
     nodeShimDir: DIST_SRC_DIR,
     pythonShimDir: PYTHON_SHIM_DIR,
     executables: [process.execPath, findPython()],
+    hostNetworkFallback: loopbackOnly,
   });
   if (typeof opened !== 'string') return { sandboxes: opened, info: opened.info };
-  if (LOOPBACK_HOSTS.has(opts.host) || /^127\./.test(opts.host)) return { info: none(opened) };
+  if (loopbackOnly) return { info: none(opened) };
   return {
     info: none(opened),
     refuse: `the platform listens on ${opts.host}, beyond loopback, and cannot sandbox instances here (${opened}); start it with --insecure-no-sandbox to run functions anyway`,

@@ -34,7 +34,7 @@ test('the README shows the two quick-start commands', () => {
 
 test('every CLI command has a section in docs/cli.md', async () => {
   const doc = read('docs/cli.md');
-  for (const command of ['up', 'init', 'deploy', 'invoke', 'ls', 'rm', 'logs', 'invocation', 'dlq']) {
+  for (const command of ['up', 'init', 'deploy', 'invoke', 'ls', 'rm', 'logs', 'secret', 'invocation', 'dlq']) {
     assert.match(doc, new RegExp(`#+ .*nimbus ${command}\\b`), `docs/cli.md documents nimbus ${command}`);
   }
 });

@@ -80,7 +80,14 @@ const running = new Set<Platform>();
 
 /** Starts a platform on ports the OS picks with a temp data dir; stopped when the file ends. */
 export async function startPlatform(
-  opts: { warmPoolSize?: number; maxInstances?: number; events?: EventsOptions; dataDir?: string } = {},
+  opts: {
+    warmPoolSize?: number;
+    maxInstances?: number;
+    events?: EventsOptions;
+    dataDir?: string;
+    allowThreadIsolation?: boolean;
+    sandbox?: 'auto' | 'off';
+  } = {},
 ): Promise<TestPlatform> {
   // The platform stops before its data dir goes: a running one still reads its sandbox files there.
   let stop = async () => {};
@@ -93,6 +100,8 @@ export async function startPlatform(
     warmPoolSize: opts.warmPoolSize ?? 1,
     maxInstances: opts.maxInstances,
     events: opts.events,
+    allowThreadIsolation: opts.allowThreadIsolation,
+    sandbox: opts.sandbox,
   });
   running.add(platform);
   stop = () => platform.stop(2_000);

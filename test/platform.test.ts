@@ -218,9 +218,18 @@ describe('deploy, invoke, redeploy, remove', async () => {
     const before = await t.functionInfo('greet');
     assert.ok(before.instances.ready >= 1);
     const bundles = readdirSync(join(t.platform.dataDir, 'bundles'));
+    const { function: info } = (await (await t.admin('GET', '/v1/functions/greet')).json()) as { function: { versions: { sha256: string }[] } };
+    // Its two versions differ only in env, which is no part of the code's bundle: they share one folder.
+    const own = new Set(info.versions.map((v) => v.sha256));
+    assert.equal(own.size, 1);
     const del = await t.admin('DELETE', '/v1/functions/greet');
     assert.equal(del.status, 204);
-    assert.equal(readdirSync(join(t.platform.dataDir, 'bundles')).length, bundles.length - 2, "the function's two bundles are deleted");
+    const left = readdirSync(join(t.platform.dataDir, 'bundles'));
+    assert.deepEqual(
+      left,
+      bundles.filter((b) => !own.has(b)),
+      "the function's bundle is deleted, no other",
+    );
     const res = await t.gw('/fn/greet');
     assert.equal(res.status, 404);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'NIMBUS_FUNCTION_NOT_FOUND');

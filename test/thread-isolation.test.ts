@@ -38,7 +38,7 @@ export default {
 const THREAD = 'isolation: thread\n';
 
 describe('isolation: thread', async () => {
-  const t = await startPlatform({ warmPoolSize: 2 });
+  const t = await startPlatform({ warmPoolSize: 2, allowThreadIsolation: true });
   await t.deploySource('faulty', FAULTY, `${THREAD}timeout: 1s\nmemory: 128\nscale:\n  concurrency: 1\n  max: 3\n`);
   await t.deploySource('bystander', 'export default { fetch: () => new Response("unaffected") };', THREAD);
   // The memory faults get more time: near its heap limit V8 collects garbage hard before it gives up.

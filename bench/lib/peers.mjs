@@ -131,11 +131,12 @@ export class DeployError extends Error {
 /**
  * `nimbus up` on free ports with a fresh data dir; resolves once it listens. With
  * `hello`, the bench function is deployed and answering 200 first. The handle carries
- * its pid (for /proc), its URLs and token, and deploy helpers.
+ * its pid (for /proc), its URLs and token, and deploy helpers. Thread isolation is
+ * allowed: section a measures functions/hello-thread, our own trusted code.
  */
 export async function nimbus({ hello = true } = {}) {
   const dataDir = mkdtempSync(join(WORK, 'nimbus-'));
-  const child = start(process.execPath, [NIMBUS, 'up', '--port', '0', '--admin-port', '0', '--data-dir', dataDir, '--json']);
+  const child = start(process.execPath, [NIMBUS, 'up', '--port', '0', '--admin-port', '0', '--data-dir', dataDir, '--json', '--allow-thread-isolation']);
   const info = await new Promise((resolve, reject) => {
     let out = '';
     const onData = (d) => {

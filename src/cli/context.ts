@@ -100,6 +100,7 @@ export function exitCodeFor(err: NimbusError): number {
     case 'NIMBUS_KEY_NOT_FOUND':
     case 'NIMBUS_OBJECT_NOT_FOUND':
     case 'NIMBUS_TOPIC_NOT_FOUND':
+    case 'NIMBUS_SECRET_NOT_FOUND':
       return EXIT.NOT_FOUND;
     default:
       return EXIT.FAILED;

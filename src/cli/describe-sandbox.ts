@@ -4,7 +4,7 @@ export interface SandboxView {
   reason?: string;
   users: 'per-instance' | 'user-namespace' | 'platform';
   limits: 'cgroup' | 'rlimit';
-  network: 'slirp4netns' | 'none';
+  network: 'slirp4netns' | 'host' | 'none';
   seccomp: boolean;
 }
 
@@ -14,7 +14,7 @@ export function describeSandbox(s: SandboxView): string {
   const what = [
     s.users === 'per-instance' ? 'a user per instance' : 'a user namespace',
     s.limits === 'cgroup' ? 'cgroup limits' : 'per-process limits',
-    s.network === 'slirp4netns' ? 'outbound network via slirp4netns' : 'no outbound network',
+    s.network === 'slirp4netns' ? 'outbound network via slirp4netns' : s.network === 'host' ? "the host's network" : 'no outbound network',
     'seccomp',
   ];
   return `bubblewrap (${what.join(', ')})${s.reason ? `; weaker here: ${s.reason}` : ''}`;

@@ -13,10 +13,11 @@ import { logs } from './commands/logs.js';
 import { ls } from './commands/ls.js';
 import { publish } from './commands/publish.js';
 import { rm } from './commands/rm.js';
+import { secret } from './commands/secret.js';
 import { up } from './commands/up.js';
 import { EXIT, exitCodeFor, GLOBAL_OPTIONS } from './context.js';
 
-const COMMANDS: Command[] = [up, init, deploy, invoke, ls, rm, logs, invocation, dlq, publish, kv, bucket];
+const COMMANDS: Command[] = [up, init, deploy, invoke, ls, rm, logs, secret, invocation, dlq, publish, kv, bucket];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

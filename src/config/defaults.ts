@@ -24,6 +24,10 @@ export const AUTOSCALER_TICK_MS = 1_000;
 /** Instances (of every function) the platform runs at most; idle ones make room for busy ones. */
 export const DEFAULT_MAX_INSTANCES = 200;
 export const MAX_ENV_BYTES = 4_096;
+/** Secrets (docs/security.md): a value at most 5 KiB (as Cloudflare's), at most this many per function. */
+export const MAX_SECRET_VALUE_BYTES = 5_120;
+export const MAX_SECRETS_PER_FUNCTION = 64;
+export const MAX_SECRET_NAME_LENGTH = 256;
 
 export const MAX_REQUEST_BODY_BYTES = 6 * 1024 * 1024;
 export const MAX_BUNDLE_BYTES = 50 * 1024 * 1024;

@@ -95,7 +95,10 @@ function duration(field: string, minMs: number, maxMs: number) {
   });
 }
 
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** What an env variable's (and a secret's) name may be. */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Names the platform keeps for its own variables. */
+export const RESERVED_ENV_PREFIX = 'NIMBUS_';
 
 const envSchema = z
   .record(z.union([z.string(), z.number(), z.boolean()], { errorMap: () => ({ message: 'env values must be strings, numbers or booleans' }) }))
@@ -103,12 +106,12 @@ const envSchema = z
     const out: Record<string, string> = {};
     let bytes = 0;
     for (const [key, value] of Object.entries(env)) {
-      if (!ENV_KEY.test(key)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} must match ${ENV_KEY}` });
+      if (!ENV_NAME_PATTERN.test(key)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} must match ${ENV_NAME_PATTERN}` });
         continue;
       }
-      if (key.startsWith('NIMBUS_')) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} uses the reserved prefix NIMBUS_` });
+      if (key.startsWith(RESERVED_ENV_PREFIX)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name ${JSON.stringify(key)} uses the reserved prefix ${RESERVED_ENV_PREFIX}` });
         continue;
       }
       out[key] = String(value);
@@ -289,14 +292,20 @@ export function parseManifest(input: unknown, source = 'nimbus.yaml'): Manifest 
   });
 }
 
+/** The value a problem is about, as the message may show it: env values never (only their names). */
 function valueAt(input: unknown, path: (string | number)[]): unknown {
   let cur: unknown = input;
   for (const key of path) {
     if (cur === null || typeof cur !== 'object') return undefined;
     cur = (cur as Record<string | number, unknown>)[key];
   }
-  return cur;
+  if (path[0] !== 'env' || cur === undefined) return cur;
+  if (path.length === 1 && cur !== null && typeof cur === 'object' && !Array.isArray(cur)) return { names: Object.keys(cur) };
+  return HIDDEN_VALUE;
 }
+
+/** What a message shows in place of an env value. */
+const HIDDEN_VALUE = '(hidden)';
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {

@@ -21,6 +21,7 @@ import type { StateStore } from '../state/state-store.js';
 import type { FunctionRecord, LogEntry, Store } from '../store/store.js';
 import type { LogBuffer } from '../telemetry/log-buffer.js';
 import type { FunctionRegistry } from './registry.js';
+import { handleSecrets } from './secrets-api.js';
 
 export interface AdminDeps {
   token: string;
@@ -116,6 +117,7 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
     return logs(deps, name, url, req, res);
   }
   if (parts[3] === 'dlq' && parts.length <= 5) return deadLetters(deps, name, parts[4], method, url, req, res);
+  if (parts[3] === 'secrets' && parts.length <= 5) return handleSecrets(deps.registry, name, parts[4], method, req, res);
   throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
 }
 
@@ -224,7 +226,8 @@ function view(deps: AdminDeps, f: FunctionRecord, withVersions = false): Record<
     sha256: f.latest.sha256,
     url: `${deps.info().gatewayUrl}/fn/${f.name}`,
     runtime: c.runtime,
-    isolation: c.isolation ?? 'process',
+    // What its instances run in now: a thread function runs as processes while the platform does not allow threads.
+    isolation: deps.registry.spec(f.name)?.isolation ?? c.isolation ?? 'process',
     style: c.detectedStyle ?? c.style ?? null,
     handler: c.exportName ? `${c.entry}#${c.exportName}` : c.entry,
     memory: c.memory,

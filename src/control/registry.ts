@@ -1,5 +1,5 @@
 import { parse as parseYaml } from 'yaml';
-import { type ArtifactStore, readBundleZip } from '../artifacts/artifact-store.js';
+import { type ArtifactStore, type Bundle, readBundleZip } from '../artifacts/artifact-store.js';
 import {
   DEFAULT_MAX_EVENT_AGE_MS,
   DEFAULT_PIDS,
@@ -7,64 +7,28 @@ import {
   DEFAULT_SCALE_WINDOW_MS,
   DEFAULT_TMP_MB,
   DEFAULT_UTILIZATION_PERCENT,
+  MAX_SECRETS_PER_FUNCTION,
 } from '../config/defaults.js';
-import { BUNDLE_EXTENSIONS, MANIFEST_FILES, PYTHON_EXTENSIONS, resolveHandler } from '../config/handler.js';
-import { parseManifest, validateFunctionName } from '../config/manifest.js';
-import { type CronTrigger, cronProblem, type Triggers } from '../config/triggers.js';
+import { BUNDLE_EXTENSIONS, PYTHON_EXTENSIONS, resolveHandler } from '../config/handler.js';
+import { type Manifest, parseManifest, validateFunctionName } from '../config/manifest.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import type { RuntimeManager } from '../runtime/manager.js';
 import type { LoadedMessage } from '../runtime/protocol/frames.js';
 import { NimbusError, toNimbusError } from '../shared/errors.js';
-import type { FunctionConfig, FunctionRecord, Store, VersionRecord } from '../store/store.js';
+import type { FunctionConfig, FunctionRecord, SecretInfo, Store, VersionRecord } from '../store/store.js';
+import { NO_TRIGGERS, withCodeTriggers } from './code-triggers.js';
+import { namesTakenBySecrets, validateSecretName } from './secrets.js';
 
-/**
- * Checks the triggers against the entry points the code has (a Workers module with a
- * schedule needs scheduled(), with topics or buckets queue(); an Azure module's schedule
- * needs app.timer), and takes schedules the code declares (Azure app.timer) when the
- * manifest has none.
- */
-function withCodeTriggers(config: FunctionConfig, loaded: LoadedMessage): FunctionConfig {
-  const t = config.triggers ?? NO_TRIGGERS;
-  const handles = new Set(loaded.handles ?? []);
-  const missing = (what: string, needs: string) =>
-    new NimbusError('NIMBUS_HANDLER_NOT_FOUND', `the manifest has ${what} but the code has no ${needs}`, {
-      hint: 'add the handler, or remove the trigger from nimbus.yaml',
-    });
-  if (loaded.style === 'workers') {
-    if (t.cron.length > 0 && !handles.has('scheduled')) throw missing('triggers.cron', 'scheduled(controller, env, ctx) in its default export');
-    if (t.topics.length + t.buckets.length > 0 && !handles.has('queue'))
-      throw missing('topic or bucket triggers', 'queue(batch, env, ctx) in its default export');
-  }
-  if (loaded.style !== 'azure') return config;
-  if (t.topics.length + t.buckets.length > 0 && !handles.has('http'))
-    throw missing('topic or bucket triggers', 'app.http(name, { handler }) to receive them (app.timer only runs schedules)');
-  const timers = loaded.timers ?? [];
-  if (t.cron.length === 0 && timers.length > 0) {
-    const cron: CronTrigger[] = [];
-    for (const timer of timers) {
-      const problem = cronProblem(timer.schedule, 'UTC');
-      if (problem) throw new NimbusError('NIMBUS_INVALID_MANIFEST', `app.timer("${timer.name}"): ${problem}`);
-      cron.push({ schedule: timer.schedule.trim(), timezone: 'UTC', timer: timer.name });
-    }
-    return { ...config, triggers: { ...t, cron } };
-  }
-  if (t.cron.length === 0) return config;
-  if (!handles.has('timer')) throw missing('triggers.cron', 'app.timer(name, { schedule, handler })');
-  // A manifest schedule runs the timer declared with the same schedule, or the only timer there is.
-  const cron = t.cron.map((c: CronTrigger) => {
-    const timer = timers.find((x) => x.schedule.trim() === c.schedule) ?? (timers.length === 1 ? timers[0] : undefined);
-    if (!timer)
-      throw new NimbusError(
-        'NIMBUS_HANDLER_NOT_FOUND',
-        `triggers.cron "${c.schedule}" matches none of the code's timers (${timers.map((x) => `${x.name}: ${x.schedule}`).join(', ')})`,
-        { hint: "give the manifest schedule the same text as the app.timer schedule it should run, or leave triggers.cron out to use the code's schedules" },
-      );
-    return { ...c, timer: timer.name };
-  });
-  return { ...config, triggers: { ...t, cron } };
+export interface RegistryOptions {
+  /**
+   * Whether functions may run with isolation: thread (worker threads in the platform's
+   * process: no sandbox, trusted code only). Off: such deploys are refused, and thread
+   * functions already deployed run as processes.
+   */
+  allowThreadIsolation?: boolean;
+  /** Where the one start-up line about thread functions goes (the platform's stderr). */
+  warn?: (line: string) => void;
 }
-
-const NO_TRIGGERS: Triggers = Object.freeze({ cron: [], topics: [], buckets: [] });
 
 export interface DeployResult {
   record: FunctionRecord;
@@ -81,25 +45,38 @@ export class FunctionRegistry {
   readonly #store: Store;
   readonly #artifacts: ArtifactStore;
   readonly #runtime: RuntimeManager;
+  readonly #allowThreads: boolean;
   readonly #specs = new Map<string, FunctionSpec>();
-  /** Deploys of one function run one at a time (each picks the next version number). */
-  readonly #deploying = new Map<string, Promise<unknown>>();
+  /** Deploys and secret changes of one function run one at a time (a deploy picks the next version number; both check env against secrets). */
+  readonly #serial = new Map<string, Promise<unknown>>();
+  /** Bundles that deploys under way have written but no version names yet: not to be removed by another deploy's failure. */
+  readonly #pendingBundles = new Map<string, number>();
+  /** How often a function's secrets changed since start: part of its spec key, so a change gets fresh instances. */
+  readonly #secretsRevision = new Map<string, number>();
   /** Told when a function is removed (its queued events go too). */
   onRemoved: (name: string) => Promise<void> = async () => {};
   /** Told when the set of functions or their triggers may have changed (a deploy or a removal). */
   onChanged: () => void = () => {};
 
-  constructor(store: Store, artifacts: ArtifactStore, runtime: RuntimeManager) {
+  constructor(store: Store, artifacts: ArtifactStore, runtime: RuntimeManager, opts: RegistryOptions = {}) {
     this.#store = store;
     this.#artifacts = artifacts;
     this.#runtime = runtime;
+    this.#allowThreads = opts.allowThreadIsolation === true;
+    const demoted: string[] = [];
     for (const record of store.listFunctions()) {
       const spec = this.#toSpec(record);
+      if (record.latest.config.isolation === 'thread' && spec.isolation !== 'thread') demoted.push(record.name);
       this.#specs.set(record.name, spec);
       // Functions with scale.min > 0 are warm again after a restart.
       if (spec.scale.min > 0) runtime.pool(spec);
       // The others' first request takes a pre-started instance: start the pools that start lazily (threads, Python).
       else runtime.prewarm(spec);
+    }
+    if (demoted.length > 0) {
+      (opts.warn ?? ((line) => process.stderr.write(`${line}\n`)))(
+        `nimbus: thread isolation is off (start with --allow-thread-isolation to allow it): ${demoted.length} function(s) deployed with isolation: thread run as processes: ${demoted.join(', ')}`,
+      );
     }
   }
 
@@ -120,34 +97,66 @@ export class FunctionRegistry {
    */
   deploy(name: string, zip: Uint8Array, now = Date.now()): Promise<DeployResult> {
     validateFunctionName(name);
-    const previous = this.#deploying.get(name) ?? Promise.resolve();
-    const run = previous.then(
-      () => this.#deploy(name, zip, now),
-      () => this.#deploy(name, zip, now),
-    );
+    return this.#oneAtATime(name, () => this.#deploy(name, zip, now));
+  }
+
+  /** Runs work after the function's earlier deploys and secret changes, whether they failed or not. */
+  #oneAtATime<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#serial.get(name) ?? Promise.resolve();
+    const run = previous.then(work, work);
     const tail = run.catch(() => {});
-    this.#deploying.set(name, tail);
+    this.#serial.set(name, tail);
     void tail.then(() => {
-      if (this.#deploying.get(name) === tail) this.#deploying.delete(name);
+      if (this.#serial.get(name) === tail) this.#serial.delete(name);
     });
     return run;
   }
 
   async #deploy(name: string, zip: Uint8Array, now: number): Promise<DeployResult> {
     const bundle = readBundleZip(zip);
-    const manifestFile = MANIFEST_FILES.find((f) => bundle.files.has(f));
-    let raw: unknown = {};
-    if (manifestFile) {
-      const text = new TextDecoder().decode(bundle.files.get(manifestFile));
-      try {
-        raw = manifestFile.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-      } catch (err) {
-        throw new NimbusError('NIMBUS_INVALID_MANIFEST', `${manifestFile} in the bundle cannot be parsed: ${(err as Error).message}`);
-      }
+    const config = this.#configFor(name, bundle);
+    const existing = this.#store.getFunction(name);
+    if (existing && existing.latest.digest === bundle.digest) {
+      return { record: existing, created: false, style: existing.latest.config.detectedStyle ?? existing.latest.config.style ?? '' };
     }
-    const manifest = parseManifest(raw, manifestFile ?? 'the bundle');
+    const hadBundle = this.#artifacts.has(bundle.sha256);
+    this.#pendingBundles.set(bundle.sha256, (this.#pendingBundles.get(bundle.sha256) ?? 0) + 1);
+    try {
+      // Durable before the version that names it commits (ArtifactStore.put).
+      this.#artifacts.put(bundle);
+      return await this.#checkAndCommit(name, bundle, config, existing, now);
+    } catch (err) {
+      const others = (this.#pendingBundles.get(bundle.sha256) ?? 1) > 1;
+      if (!hadBundle && !others && !this.#store.isBundleUsed(bundle.sha256)) this.#artifacts.remove(bundle.sha256);
+      throw err;
+    } finally {
+      const left = (this.#pendingBundles.get(bundle.sha256) ?? 1) - 1;
+      if (left > 0) this.#pendingBundles.set(bundle.sha256, left);
+      else this.#pendingBundles.delete(bundle.sha256);
+    }
+  }
+
+  /** The version config an upload asks for, after every check that needs no instance. */
+  #configFor(name: string, bundle: Bundle): FunctionConfig {
+    const manifest = readManifest(bundle);
     if (manifest.name !== undefined && manifest.name !== name) {
       throw new NimbusError('NIMBUS_NAME_MISMATCH', `the manifest names "${manifest.name}" but the upload is for "${name}"`);
+    }
+    if (manifest.isolation === 'thread' && !this.#allowThreads) {
+      throw new NimbusError(
+        'NIMBUS_THREAD_ISOLATION_DISABLED',
+        `function "${name}" asks for isolation: thread, which this platform does not allow: a thread instance runs in the platform's own process without a sandbox`,
+      );
+    }
+    const clash = namesTakenBySecrets(
+      manifest,
+      this.#store.listSecrets(name).map((s) => s.name),
+    );
+    if (clash.length > 0) {
+      throw new NimbusError(
+        'NIMBUS_SECRET_CONFLICT',
+        `${clash.join(', ')} ${clash.length === 1 ? 'is' : 'are'} both in the manifest (env or bindings) and a secret of "${name}"`,
+      );
     }
     const extensions = manifest.runtime === 'python' ? PYTHON_EXTENSIONS : BUNDLE_EXTENSIONS;
     // A program (runtime: process) has no entry module; its handler is passed on as is.
@@ -160,21 +169,19 @@ export class FunctionRegistry {
       );
     }
     const { name: _ignored, ...rest } = manifest;
-    let config: FunctionConfig = { ...rest, entry, ...(exportName ? { exportName } : {}) };
-    const existing = this.#store.getFunction(name);
-    if (existing && existing.latest.sha256 === bundle.sha256) {
-      return { record: existing, created: false, style: existing.latest.config.detectedStyle ?? existing.latest.config.style ?? '' };
-    }
-    const hadBundle = this.#artifacts.has(bundle.sha256);
-    this.#artifacts.put(bundle);
+    return { ...rest, entry, ...(exportName ? { exportName } : {}) };
+  }
+
+  /** Loads the stored bundle once in a fresh instance, then records the version and moves traffic to it. */
+  async #checkAndCommit(name: string, bundle: Bundle, asked: FunctionConfig, existing: FunctionRecord | undefined, now: number): Promise<DeployResult> {
     const version = Math.max(0, ...this.#store.listVersions(name).map((v) => v.version)) + 1;
-    const candidate: VersionRecord = { id: 0, name, version, sha256: bundle.sha256, config, createdAt: now };
+    const candidate: VersionRecord = { id: 0, name, version, sha256: bundle.sha256, digest: bundle.digest, config: asked, createdAt: now };
     let loaded: LoadedMessage;
+    let config: FunctionConfig;
     try {
       loaded = await this.#runtime.check(this.#toSpec({ name, createdAt: now, updatedAt: now, latest: candidate }));
-      config = withCodeTriggers(config, loaded);
+      config = withCodeTriggers(asked, loaded);
     } catch (err) {
-      if (!hadBundle && !this.#store.isBundleUsed(bundle.sha256)) this.#artifacts.remove(bundle.sha256);
       const e = toNimbusError(err);
       // The function's own fault is the upload's problem (422); anything else (the platform could not start an instance) stays what it is.
       if (e.code !== 'NIMBUS_LOAD_FAILED' && e.code !== 'NIMBUS_HANDLER_NOT_FOUND') throw err;
@@ -183,7 +190,7 @@ export class FunctionRegistry {
     }
     const style = loaded.style;
     // Stored for display and for batching decisions: every load detects again, so the manifest stays the one source of truth.
-    const result = this.#store.deploy(name, bundle.sha256, { ...config, detectedStyle: style }, now);
+    const result = this.#store.deploy(name, bundle, { ...config, detectedStyle: style }, now);
     if (result.created) {
       const spec = this.#toSpec(result.record);
       this.#specs.set(name, spec);
@@ -199,23 +206,73 @@ export class FunctionRegistry {
     const bundles = new Set(this.#store.listVersions(name).map((v) => v.sha256));
     const existed = this.#store.deleteFunction(name);
     this.#specs.delete(name);
+    this.#secretsRevision.delete(name);
     this.#runtime.remove(name);
     // Running instances have their code in memory already; the files can go.
-    for (const sha of bundles) if (!this.#store.isBundleUsed(sha)) this.#artifacts.remove(sha);
+    for (const sha of bundles) if (!this.#store.isBundleUsed(sha) && !this.#pendingBundles.has(sha)) this.#artifacts.remove(sha);
     this.onChanged();
     await this.onRemoved(name);
     return existed;
   }
 
+  /** A function's secrets: names and update times, never values. A function not deployed yet may have some. */
+  listSecrets(fn: string): SecretInfo[] {
+    return this.#store.listSecrets(validateFunctionName(fn));
+  }
+
+  /**
+   * Sets a secret. It may be set before the function's first deploy (whose load check
+   * then sees it). A deployed function's instances are replaced as by a deploy: requests
+   * in flight finish on the old ones, every later request runs with the new value.
+   */
+  setSecret(fn: string, name: string, value: string, now = Date.now()): Promise<{ created: boolean; updatedAt: number }> {
+    validateFunctionName(fn);
+    validateSecretName(name);
+    return this.#oneAtATime(fn, async () => {
+      const record = this.#store.getFunction(fn);
+      if (record && namesTakenBySecrets(record.latest.config, [name]).length > 0) {
+        throw new NimbusError('NIMBUS_SECRET_CONFLICT', `${name} is already an env variable or binding of "${fn}" (version ${record.latest.version})`);
+      }
+      const names = this.#store.listSecrets(fn);
+      if (names.length >= MAX_SECRETS_PER_FUNCTION && !names.some((s) => s.name === name)) {
+        throw new NimbusError('NIMBUS_INVALID_SECRET', `function "${fn}" has ${names.length} secrets, the most allowed; remove one first`);
+      }
+      const { created } = this.#store.putSecret(fn, name, value, now);
+      this.#restartWithSecrets(fn);
+      return { created, updatedAt: now };
+    });
+  }
+
+  /** Removes a secret; the function's instances are replaced, as by setSecret. */
+  deleteSecret(fn: string, name: string): Promise<void> {
+    validateFunctionName(fn);
+    validateSecretName(name);
+    return this.#oneAtATime(fn, async () => {
+      if (!this.#store.deleteSecret(fn, name)) throw new NimbusError('NIMBUS_SECRET_NOT_FOUND', `function "${fn}" has no secret ${name}`);
+      this.#restartWithSecrets(fn);
+    });
+  }
+
+  /** A new spec (with a new key) for the latest version: its pool replaces the running one, whose instances drain and exit. */
+  #restartWithSecrets(fn: string): void {
+    const record = this.#store.getFunction(fn);
+    if (!record) return;
+    this.#secretsRevision.set(fn, (this.#secretsRevision.get(fn) ?? 0) + 1);
+    const spec = this.#toSpec(record);
+    this.#specs.set(fn, spec);
+    this.#runtime.pool(spec);
+  }
+
   #toSpec(record: FunctionRecord): FunctionSpec {
     const { latest } = record;
     const c = latest.config;
+    const revision = this.#secretsRevision.get(record.name) ?? 0;
     return {
-      key: String(latest.id),
+      key: revision === 0 ? String(latest.id) : `${latest.id}.${revision}`,
       name: record.name,
       runtime: c.runtime,
-      // Versions stored before isolation existed run as processes.
-      isolation: c.isolation ?? 'process',
+      // Versions stored before isolation existed run as processes; so do thread functions when the operator does not allow threads.
+      isolation: c.isolation === 'thread' && this.#allowThreads ? 'thread' : 'process',
       style: c.detectedStyle ?? c.style,
       version: latest.version,
       memoryMB: c.memory,
@@ -247,11 +304,33 @@ export class FunctionRegistry {
         command: c.command,
         handler: c.handler,
         payloadFormat: c.payloadFormat,
-        env: c.env,
+        // Secrets join the env only here, in memory, on their way to the instance.
+        env: { ...c.env, ...this.#store.secretValues(record.name) },
         ...(c.bindings && Object.keys(c.bindings).length > 0 ? { bindings: c.bindings } : {}),
         memoryMB: c.memory,
         timeoutMs: c.timeout,
       },
     };
   }
+}
+
+/** The manifest an upload carries (parsed and validated), or the defaults when it has none. */
+function readManifest(bundle: Bundle): Manifest {
+  let raw: unknown = {};
+  const file = bundle.manifest?.file;
+  if (bundle.manifest) {
+    const text = new TextDecoder().decode(bundle.manifest.data);
+    const json = bundle.manifest.file.endsWith('.json');
+    try {
+      raw = json ? JSON.parse(text) : parseYaml(text);
+    } catch (err) {
+      // The parsers' own messages quote the text around the fault, env values included: say only where it is.
+      const where = /(line \d+, column \d+|position \d+)/.exec((err as Error).message)?.[1];
+      throw new NimbusError(
+        'NIMBUS_INVALID_MANIFEST',
+        `${bundle.manifest.file} in the bundle is not valid ${json ? 'JSON' : 'YAML'}${where ? ` (at ${where})` : ''}`,
+      );
+    }
+  }
+  return parseManifest(raw, file ?? 'the bundle');
 }

@@ -72,6 +72,8 @@ export interface PoolContext {
   now?: () => number;
   /** An instance starts for this pool (the runtime's memory watchdog wakes up). */
   onStart?: () => void;
+  /** What the pool's instances start with (default: shapeOf(spec)). */
+  shape?: InstanceShape;
 }
 
 /**
@@ -104,6 +106,7 @@ export class FunctionPool implements BudgetMember, Scalable {
   #busyTotal = 0;
   readonly #seenBusy = new Map<Instance, number>();
   readonly #onStart: () => void;
+  readonly #shape: InstanceShape;
   /** Instances holding a unit of the platform budget (started by this pool and not yet gone). */
   readonly #counted = new Set<Instance>();
   /** Called when the pool is retired and has no instances left. */
@@ -128,6 +131,7 @@ export class FunctionPool implements BudgetMember, Scalable {
     this.#loop = context.loop ?? new ScaleLoop(AUTOSCALER_TICK_MS);
     this.#now = context.now ?? Date.now;
     this.#onStart = context.onStart ?? (() => {});
+    this.#shape = context.shape ?? shapeOf(spec);
     const { min, max, concurrency, windowMs, utilization, idleTimeoutMs } = spec.scale;
     this.#policy = {
       min,
@@ -352,7 +356,7 @@ export class FunctionPool implements BudgetMember, Scalable {
     this.#onStart();
     let counted: Instance | undefined;
     void this.#warm
-      .take(shapeOf(this.spec))
+      .take(this.#shape)
       .then(async (instance) => {
         counted = instance;
         this.#counted.add(instance);

@@ -29,12 +29,17 @@ export interface InstanceShape {
   memoryMB: number;
   tmpMB: number;
   pids: number;
+  /**
+   * The sandbox shares the host's network namespace: only where it cannot have one of
+   * its own with a way out (an ordinary user's platform bound to loopback, security.md).
+   */
+  hostNetwork?: boolean;
 }
 
 export const DEFAULT_SHAPE: InstanceShape = Object.freeze({ memoryMB: DEFAULT_MEMORY_MB, tmpMB: DEFAULT_TMP_MB, pids: DEFAULT_PIDS });
 
 export function sameShape(a: InstanceShape, b: InstanceShape): boolean {
-  return a.memoryMB === b.memoryMB && a.tmpMB === b.tmpMB && a.pids === b.pids;
+  return a.memoryMB === b.memoryMB && a.tmpMB === b.tmpMB && a.pids === b.pids && Boolean(a.hostNetwork) === Boolean(b.hostNetwork);
 }
 
 /** Starts generic runtime instances. The seam where other launchers (sandboxes, containers, threads) plug in. */

@@ -67,6 +67,8 @@ export class RuntimeManager {
   /** Every launcher's log sink: a line goes to the function the instance was loaded for. */
   readonly #onLog = (instance: Instance, log: LogLine) => this.#opts.onLog(instance.owner, log);
   readonly #refuse: InstanceLauncher | undefined;
+  /** What the warm pools hold. */
+  readonly #defaultShape: InstanceShape;
 
   constructor(opts: RuntimeOptions) {
     this.#opts = opts;
@@ -74,9 +76,10 @@ export class RuntimeManager {
     const refuse = !opts.sandboxes && opts.refuseUnsandboxed !== undefined ? new RefusingLauncher(opts.refuseUnsandboxed) : undefined;
     const common = { codeRoot: opts.codeRoot, sandboxes: opts.sandboxes, onLog: this.#onLog, onTunnel: opts.onTunnel };
     const launcher = refuse ?? new NodeLauncher(common);
-    this.#warm = new WarmPool(launcher, refuse ? 0 : opts.warmPoolSize, DEFAULT_SHAPE);
+    this.#defaultShape = { ...DEFAULT_SHAPE, hostNetwork: opts.sandboxes?.info.network === 'host' };
+    this.#warm = new WarmPool(launcher, refuse ? 0 : opts.warmPoolSize, this.#defaultShape);
     const processLauncher = refuse ?? new NodeLauncher({ ...common, permissionModel: false });
-    this.#processStarts = new WarmPool(processLauncher, 0, DEFAULT_SHAPE);
+    this.#processStarts = new WarmPool(processLauncher, 0, this.#defaultShape);
     this.#refuse = refuse;
     this.#warm.fill();
   }
@@ -87,6 +90,7 @@ export class RuntimeManager {
     let pool = this.#pools.get(key);
     if (pool) return pool;
     pool = new FunctionPool(spec, this.#warmFor(spec), (instance) => this.#loadMessage(instance, spec), {
+      shape: this.#shapeOf(spec),
       budget: this.budget,
       loop: this.scaleLoop,
       onStart: () => this.#armWatchdog(),
@@ -107,7 +111,7 @@ export class RuntimeManager {
    */
   async check(spec: FunctionSpec): Promise<LoadedMessage> {
     // A deploy's check is not a cold start: it must not grow the warm pool.
-    const instance = await this.#warmFor(spec).take(shapeOf(spec), { demand: false });
+    const instance = await this.#warmFor(spec).take(this.#shapeOf(spec), { demand: false });
     instance.owner = { name: spec.name, version: spec.version };
     try {
       await instance.load(await this.#loadMessage(instance, spec));
@@ -116,6 +120,16 @@ export class RuntimeManager {
       this.#checking.add(instance);
       void instance.dispose().then(() => this.#checking.delete(instance));
     }
+  }
+
+  /**
+   * What a function's instances start with. Where the sandbox can give an instance no
+   * way out of a network namespace of its own but may share the host's (security.md),
+   * outbound functions share it and network: none functions get their own.
+   */
+  #shapeOf(spec: FunctionSpec): InstanceShape {
+    const outbound = spec.sandbox?.network.outbound ?? true;
+    return { ...shapeOf(spec), hostNetwork: this.#opts.sandboxes?.info.network === 'host' && outbound };
   }
 
   async #loadMessage(instance: Instance, spec: FunctionSpec): Promise<LoadMessage> {
@@ -157,7 +171,7 @@ export class RuntimeManager {
   #threads(): WarmPool {
     if (!this.#threadWarm) {
       const launcher = new ThreadLauncher({ onLog: this.#onLog, onTunnel: this.#opts.onTunnel });
-      this.#threadWarm = new WarmPool(launcher, this.#opts.warmPoolSize, DEFAULT_SHAPE);
+      this.#threadWarm = new WarmPool(launcher, this.#opts.warmPoolSize, this.#defaultShape);
       this.#threadWarm.fill();
     }
     return this.#threadWarm;
@@ -167,7 +181,7 @@ export class RuntimeManager {
   #python(): WarmPool {
     if (!this.#pythonWarm) {
       const launcher = this.#refuse ?? new PythonLauncher({ onLog: this.#onLog, onTunnel: this.#opts.onTunnel, sandboxes: this.#opts.sandboxes });
-      this.#pythonWarm = new WarmPool(launcher, this.#refuse ? 0 : PYTHON_WARM_POOL_SIZE, DEFAULT_SHAPE);
+      this.#pythonWarm = new WarmPool(launcher, this.#refuse ? 0 : PYTHON_WARM_POOL_SIZE, this.#defaultShape);
       this.#pythonWarm.fill();
     }
     return this.#pythonWarm;

@@ -50,6 +50,23 @@ export const ERROR_CODES = {
     status: 503,
     hint: 'install bubblewrap (and slirp4netns for outbound network), or bind the platform to 127.0.0.1; docs/security.md describes --insecure-no-sandbox',
   },
+  NIMBUS_INVALID_SECRET: {
+    status: 400,
+    hint: 'name a secret like an env variable (letters, digits and _, not starting with a digit or NIMBUS_); give it a non-empty UTF-8 value without NUL characters; at most 64 per function',
+  },
+  NIMBUS_SECRET_TOO_LARGE: {
+    status: 413,
+    hint: 'a secret value is at most 5120 bytes; keep large data in a bucket and put only its key or a credential in the secret',
+  },
+  NIMBUS_SECRET_NOT_FOUND: { status: 404, hint: "list the function's secrets with `nimbus secret ls <function>`" },
+  NIMBUS_SECRET_CONFLICT: {
+    status: 409,
+    hint: 'a name is either an env variable or binding in nimbus.yaml or a secret, not both: rename one, or remove it from env (or `nimbus secret rm`) first',
+  },
+  NIMBUS_THREAD_ISOLATION_DISABLED: {
+    status: 403,
+    hint: 'thread isolation is for trusted code only and off by default: remove `isolation: thread` (process isolation is the default), or start the platform with `nimbus up --allow-thread-isolation`',
+  },
   NIMBUS_INTERNAL: { status: 500, hint: 'this is a bug in Nimbus; the platform log has details' },
 } as const satisfies Record<string, { status: number; hint: string }>;
 

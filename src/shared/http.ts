@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RETRY_AFTER_S } from '../config/defaults.js';
-import { NimbusError, toNimbusError } from './errors.js';
+import { type ErrorCode, NimbusError, toNimbusError } from './errors.js';
 
 export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
 
@@ -39,7 +39,7 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, ex
 }
 
 /** Reads a whole request body, failing with 413 past the limit (checked on Content-Length first). */
-export function readBody(req: IncomingMessage, limit: number, code: 'NIMBUS_BUNDLE_TOO_LARGE' | 'NIMBUS_PAYLOAD_TOO_LARGE'): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, code: ErrorCode): Promise<Buffer> {
   const tooLarge = () => new NimbusError(code, `the request body is larger than ${limit} bytes`);
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) {

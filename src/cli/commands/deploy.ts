@@ -59,7 +59,8 @@ Options:
   --timeout <duration>     e.g. 10 or 10s or 500ms
   --min <n> --max <n>      instance limits;  --concurrency <n>  requests per instance
   --idle-timeout <d>       idle time before an instance exits
-  --env KEY=VALUE          environment variable (repeatable)
+  --env KEY=VALUE          environment variable (repeatable; for secret values
+                           use "nimbus secret set", which keeps them off the command line)
   --json                   machine-readable result`,
   options: {
     name: { type: 'string' },

@@ -4,7 +4,7 @@ import { adminRequest, EXIT, findTarget, print, printJson } from '../context.js'
 
 export const rm: Command = {
   name: 'rm',
-  summary: 'remove a function, its versions and its logs',
+  summary: 'remove a function, its versions, logs and secrets',
   usage: `Usage: nimbus rm <name> [--json]
 
 Removes the function: new requests get 404, running instances finish their

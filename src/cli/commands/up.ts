@@ -45,6 +45,11 @@ Options:
   --insecure-no-sandbox
                       run instances as plain processes, without the sandbox (docs/security.md);
                       only for trusted code on a machine without bubblewrap
+  --allow-thread-isolation
+                      let functions deploy with isolation: thread: worker threads in this
+                      process, with no sandbox. Not a security boundary: trusted code only.
+                      Without it such deploys get NIMBUS_THREAD_ISOLATION_DISABLED and
+                      thread functions already deployed run as processes
   --json              print the URLs as one JSON line once ready`,
   options: {
     port: { type: 'string' },
@@ -54,6 +59,7 @@ Options:
     'warm-pool': { type: 'string' },
     'max-instances': { type: 'string' },
     'insecure-no-sandbox': { type: 'boolean' },
+    'allow-thread-isolation': { type: 'boolean' },
   },
   async run(_positionals, values) {
     const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
@@ -78,6 +84,7 @@ Options:
       warmPoolSize: warm,
       maxInstances,
       sandbox: values['insecure-no-sandbox'] === true ? 'off' : 'auto',
+      allowThreadIsolation: values['allow-thread-isolation'] === true,
     });
     const json = values.json === true;
     const deployed = values.examples ? await deployExamples(platform, json) : [];
@@ -101,6 +108,8 @@ Options:
       print(`  admin    ${platform.adminUrl}  (token in ${tokenPath}${platform.tokenCreated ? ', created now, readable only by you' : ''})`);
       print(`  data     ${platform.dataDir}`);
       print(`  sandbox  ${describeSandbox(platform.sandbox)}`);
+      if (values['allow-thread-isolation'] === true)
+        print('  threads  allowed: functions with isolation: thread run in this process, unsandboxed (trusted code only)');
       if (deployed.length > 0) {
         print('');
         print('Example functions:');

@@ -65,6 +65,8 @@ export interface SandboxSpec {
   /** File descriptors (as the child sees them) bubblewrap reads the seccomp filter from and writes its info to. */
   seccompFd: number;
   infoFd: number;
+  /** Keep the host's network namespace (the weaker fallback of an ordinary user's platform on loopback). */
+  hostNetwork: boolean;
   /** The program and its arguments, with paths as the sandbox sees them. */
   command: string[];
 }
@@ -80,7 +82,7 @@ export function bwrapArgs(layout: SandboxLayout, spec: SandboxSpec): string[] {
     '--unshare-pid',
     '--unshare-ipc',
     '--unshare-uts',
-    '--unshare-net',
+    ...(spec.hostNetwork ? [] : ['--unshare-net']),
     '--unshare-cgroup-try',
     '--hostname',
     spec.hostname,

@@ -46,6 +46,8 @@ export interface SandboxStart {
   pids: number;
   /** Outbound network from the start (the default policy), so a first request does not wait for it. */
   outbound: boolean;
+  /** No network namespace of its own: the host's, shared (security.md#where-there-is-no-sandbox). */
+  hostNetwork: boolean;
   uid: number;
 }
 
@@ -85,6 +87,7 @@ export function startSandboxHost(ctx: SandboxContext, start: SandboxStart, event
     user: privileged ? { kind: 'setpriv', setpriv: ctx.tools.setpriv as string, uid: start.uid } : { kind: 'userns', uid: start.uid },
     seccompFd: SECCOMP_FD,
     infoFd: INFO_FD,
+    hostNetwork: start.hostNetwork,
     command: start.command,
   };
   // 2. spawn: the shell puts itself (and so everything it execs) in the cgroups first;
@@ -119,7 +122,7 @@ export function startSandboxHost(ctx: SandboxContext, start: SandboxStart, event
   let prepared: Promise<void> | undefined;
   const prepare = () => {
     prepared ??= sandboxPidKnown.then(async (pid) => {
-      if (!start.outbound || !privileged) return;
+      if (!start.outbound || !privileged || start.hostNetwork) return;
       await ipBatch(ctx.tools, pid, prohibitRoutes(hostRanges()));
       if (exited) return;
       uplink = await attachUplink(ctx.tools, pid);

@@ -25,8 +25,12 @@ export interface SandboxInfo {
   users: 'per-instance' | 'user-namespace' | 'platform';
   /** Limits on each instance's whole process tree (cgroup v1), or only per process (rlimits and the watchdog). */
   limits: 'cgroup' | 'rlimit';
-  /** How outbound network reaches an instance: slirp4netns, or not at all (every function runs as network: none). */
-  network: 'slirp4netns' | 'none';
+  /**
+   * How outbound network reaches an instance: slirp4netns from a network namespace of its
+   * own; the host's network namespace, shared (an ordinary user's platform bound to
+   * loopback: weaker, said so); or not at all (functions must set network: none).
+   */
+  network: 'slirp4netns' | 'host' | 'none';
   seccomp: boolean;
 }
 
@@ -38,6 +42,12 @@ export interface SandboxOptions {
   pythonShimDir: string;
   /** Executables the instances run (node, python3): each must be in view inside. */
   executables: string[];
+  /**
+   * Where instances cannot have a network namespace with a way out (the platform is not
+   * root), whether outbound functions may share the host's instead (a platform bound to
+   * loopback only, on a developer's own machine).
+   */
+  hostNetworkFallback: boolean;
 }
 
 export interface StartOptions {
@@ -45,6 +55,8 @@ export interface StartOptions {
   memoryMB: number;
   tmpMB: number;
   pids: number;
+  /** Share the host's network namespace (info.network 'host' only). */
+  hostNetwork?: boolean;
 }
 
 export class Sandboxes {
@@ -111,14 +123,16 @@ export class Sandboxes {
     }
     const weaker: string[] = [];
     if (typeof cgroups === 'string') weaker.push(`limits hold per process only (${cgroups})`);
-    if (!networkReady)
-      weaker.push(root ? 'no outbound network: slirp4netns, nsenter or ip is missing' : 'no outbound network: slirp4netns needs the platform to run as root');
+    const why = root ? 'slirp4netns, nsenter or ip is missing' : 'slirp4netns joins a sandbox only with root';
+    const network = networkReady ? 'slirp4netns' : opts.hostNetworkFallback ? 'host' : 'none';
+    if (network === 'host') weaker.push(`outbound functions share the host's network, its loopback included (${why})`);
+    if (network === 'none') weaker.push(`no outbound network: functions must set network: none (${why})`);
     return new Sandboxes(ctx, dir, {
       kind: 'bubblewrap',
       ...(weaker.length > 0 ? { reason: weaker.join('; ') } : {}),
       users: root ? 'per-instance' : 'user-namespace',
       limits: typeof cgroups === 'string' ? 'rlimit' : 'cgroup',
-      network: networkReady ? 'slirp4netns' : 'none',
+      network,
       seccomp: true,
     });
   }
@@ -137,6 +151,7 @@ export class Sandboxes {
         tmpMB: opts.tmpMB,
         pids: opts.pids,
         outbound: this.info.network === 'slirp4netns',
+        hostNetwork: this.info.network === 'host' && opts.hostNetwork === true,
         uid: privileged ? SANDBOX_UID_BASE + (id % SANDBOX_UID_RANGE) : SANDBOX_ROOTLESS_ID,
       },
       events,
@@ -177,6 +192,7 @@ function probe(ctx: SandboxContext, dir: string): string | undefined {
       user: ctx.tools.setpriv ? { kind: 'setpriv', setpriv: ctx.tools.setpriv, uid: SANDBOX_UID_BASE } : { kind: 'userns', uid: SANDBOX_ROOTLESS_ID },
       seccompFd: 3,
       infoFd: 4,
+      hostNetwork: false,
       command: ['/bin/true'],
     });
     const result = spawnSync(ctx.tools.bwrap, args, { stdio: ['ignore', 'ignore', 'pipe', seccomp, 'pipe'], env: {}, timeout: PROBE_TIMEOUT_MS });
