@@ -5,12 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ArtifactStore } from './artifacts/artifact-store.js';
 import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.js';
-import { DEFAULT_WARM_POOL_SIZE, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
+import { DEFAULT_WARM_POOL_SIZE, LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
 import { createAdminServer } from './control/admin.js';
 import { FunctionRegistry } from './control/registry.js';
 import { Events, type EventsOptions } from './events/events.js';
 import { SqliteQueue } from './events/sqlite-queue.js';
 import { createGateway } from './gateway/gateway.js';
+import { ByteBudget } from './gateway/lambda-auth.js';
 import { RuntimeManager } from './runtime/manager.js';
 import { NimbusError } from './shared/errors.js';
 import { StateEndpoint } from './state/endpoint.js';
@@ -31,6 +32,8 @@ export interface PlatformOptions {
   maxInstances?: number;
   /** Retry timing, queue limit and clock of the event queue (tests shorten them). */
   events?: EventsOptions;
+  /** Lambda API: bytes of bodies held at once before their signature can be checked (default LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES). */
+  lambdaUnverifiedBodyBytes?: number;
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -104,6 +107,7 @@ export class Platform {
         logs: this.logs,
         events: this.events,
         adminUrl: () => this.adminUrl,
+        lambdaBodyBudget: new ByteBudget(opts.lambdaUnverifiedBodyBytes ?? LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES),
       });
       this.#admin = createAdminServer({
         token: this.token,

@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { buildFunction, stopBuilder } from '../src/build/bundle.js';
-import type { EventsOptions } from '../src/events/events.js';
-import { Platform } from '../src/platform.js';
+import { Platform, type PlatformOptions } from '../src/platform.js';
 
 export const REPO_ROOT = join(dirname(new URL(import.meta.url).pathname), '..', '..');
 export const CLI = join(REPO_ROOT, 'bin', 'nimbus.js');
@@ -76,18 +75,15 @@ export interface TestPlatform {
 const running = new Set<Platform>();
 
 /** Starts a platform on ports the OS picks with a temp data dir; stopped when the file ends. */
-export async function startPlatform(
-  opts: { warmPoolSize?: number; maxInstances?: number; events?: EventsOptions; dataDir?: string } = {},
-): Promise<TestPlatform> {
+export async function startPlatform(opts: Partial<PlatformOptions> = {}): Promise<TestPlatform> {
   const dataDir = opts.dataDir ?? tempDir('nimbus-data-');
   const platform = await Platform.start({
-    dataDir,
     host: '127.0.0.1',
     port: 0,
     adminPort: 0,
+    ...opts,
+    dataDir,
     warmPoolSize: opts.warmPoolSize ?? 1,
-    maxInstances: opts.maxInstances,
-    events: opts.events,
   });
   running.add(platform);
   after(() => platform.stop(2_000));

@@ -29,6 +29,16 @@ export const MAX_REQUEST_BODY_BYTES = 6 * 1024 * 1024;
 export const MAX_BUNDLE_BYTES = 50 * 1024 * 1024;
 export const MAX_BUNDLE_UNPACKED_BYTES = 250 * 1024 * 1024;
 export const MAX_BUNDLE_FILES = 10_000;
+/** Lambda API CreateFunction: a MAX_BUNDLE_BYTES zip, base64-encoded inside its JSON request. */
+export const MAX_LAMBDA_CREATE_BODY_BYTES = Math.ceil((MAX_BUNDLE_BYTES * 4) / 3) + 64 * 1024;
+/** Lambda API calls that carry no payload (list, get, delete). */
+export const MAX_LAMBDA_OTHER_BODY_BYTES = 64 * 1024;
+/**
+ * Lambda API: request bodies held at once, over all requests, whose signature can only
+ * be checked after they arrive (no signed X-Amz-Content-Sha256). Two CreateFunction
+ * uploads fit; an unauthenticated flood cannot grow the platform past it.
+ */
+export const LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES = 2 * MAX_LAMBDA_CREATE_BODY_BYTES;
 
 /** Requests that may wait for a busy function before new ones get 429. */
 export const MAX_QUEUED_REQUESTS_PER_FUNCTION = 1_000;

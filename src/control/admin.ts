@@ -43,8 +43,16 @@ const DEFAULT_LOG_LIMIT = 100;
  */
 export function createAdminServer(deps: AdminDeps): Server {
   const expected = digest(deps.token);
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(deps, expected, req, res).catch((err: unknown) => sendError(res, err));
+  };
+  const server = createServer(onRequest);
+  // "Expect: 100-continue" (curl sends it for large uploads): the client waits for the
+  // go-ahead before sending the body, so only an authorized request gets one; a refused
+  // one gets its 401 instead and never sends the body.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (isAuthorized(req, expected)) res.writeContinue();
+    onRequest(req, res);
   });
   // Bucket uploads and downloads stream for as long as they take (Node would cut a
   // request at 300 s); headers must still arrive within headersTimeout.
@@ -56,6 +64,16 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
+function isAuthorized(req: IncomingMessage, expected: Buffer): boolean {
+  try {
+    authorize(req, expected);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs before any route, so before any body is read: a refused request costs only its head. */
 function authorize(req: IncomingMessage, expected: Buffer): void {
   const header = req.headers.authorization;
   if (!header) throw new NimbusError('NIMBUS_AUTH_REQUIRED', 'this endpoint needs the admin token');
