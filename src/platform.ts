@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, LookupFunction } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ArtifactStore } from './artifacts/artifact-store.js';
 import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.js';
 import { DEFAULT_WARM_POOL_SIZE, LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
 import { createAdminServer } from './control/admin.js';
 import { FunctionRegistry } from './control/registry.js';
+import { CallbackPolicy } from './events/callback-policy.js';
 import { Events, type EventsOptions } from './events/events.js';
 import { SqliteQueue } from './events/sqlite-queue.js';
 import { createGateway } from './gateway/gateway.js';
@@ -34,6 +35,10 @@ export interface PlatformOptions {
   events?: EventsOptions;
   /** Lambda API: bytes of bodies held at once before their signature can be checked (default LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES). */
   lambdaUnverifiedBodyBytes?: number;
+  /** CIDRs X-Callback-Url results may reach although they are loopback, private or reserved (`nimbus up --callback-allow`). */
+  callbackAllow?: string[];
+  /** Resolves callback host names (default: the system's resolver); tests map names without DNS. */
+  callbackLookup?: LookupFunction;
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -66,6 +71,8 @@ export class Platform {
   #stopping: Promise<void> | undefined;
 
   private constructor(opts: PlatformOptions) {
+    // Options are checked before anything is opened or locked.
+    const callbackPolicy = new CallbackPolicy(opts.callbackAllow, opts.callbackLookup);
     this.dataDir = resolve(opts.dataDir);
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     acquireLock(this.dataDir);
@@ -92,7 +99,7 @@ export class Platform {
       });
       this.registry = new FunctionRegistry(this.store, artifacts, this.runtime);
       const callDeps = { registry: this.registry, runtime: this.runtime, isDraining: () => this.#draining };
-      this.events = new Events(new SqliteQueue(join(this.dataDir, 'events.db')), callDeps, opts.events);
+      this.events = new Events(new SqliteQueue(join(this.dataDir, 'events.db')), callDeps, { ...opts.events, callbackPolicy });
       this.registry.onRemoved = (name) => this.events.removeFunction(name);
       this.registry.onChanged = () => {
         this.events.functionsChanged().catch((err: unknown) => console.error('nimbus: updating schedules failed:', err));

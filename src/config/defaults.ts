@@ -97,6 +97,8 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
 /** A callback URL that keeps failing is tried this many times in all. */
 export const CALLBACK_ATTEMPTS = 5;
 export const CALLBACK_TIMEOUT_MS = 10_000;
+/** A callback still failing this long after the invocation finished goes to the dead letters. */
+export const CALLBACK_MAX_AGE_MS = 3_600_000;
 
 // Triggers (schedules, topics, buckets) and bindings.
 export const MAX_TRIGGERS_PER_KIND = 10;

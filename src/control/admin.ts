@@ -8,6 +8,7 @@ import {
   MAX_BUNDLE_BYTES,
 } from '../config/defaults.js';
 import { functionNameFromPath } from '../config/manifest.js';
+import type { CallbackMeta } from '../events/callbacks.js';
 import type { InvokeMeta } from '../events/dispatcher.js';
 import type { Events } from '../events/events.js';
 import type { Message } from '../events/queue.js';
@@ -100,7 +101,9 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
         hint: `invocation records are kept for ${INVOCATION_RETENTION_MS / 3_600_000} h after they finish (dead letters for ${DEAD_LETTER_RETENTION_MS / 86_400_000} days); check the id from the 202 response`,
       });
     }
-    return sendJson(res, 200, { invocation: invocationView(m) });
+    const callbackId = (m.result as { callbackId?: unknown } | null)?.callbackId;
+    const callback = typeof callbackId === 'string' ? await deps.events.callback(callbackId) : undefined;
+    return sendJson(res, 200, { invocation: { ...invocationView(m), callback: callback ? callbackView(callback) : null } });
   }
   if (parts.length === 2 && (parts[1] === 'kv' || parts[1] === 'buckets' || parts[1] === 'topics')) {
     allow(method, ['GET']);
@@ -190,6 +193,21 @@ function invocationView(m: Message): Record<string, unknown> {
     completedAt: iso(m.completedAt),
     lastError: m.lastError,
     result: m.result,
+  };
+}
+
+/** The callback an invocation's result was sent to, and how that went. */
+function callbackView(m: Message): Record<string, unknown> {
+  const meta = m.meta as unknown as CallbackMeta;
+  return {
+    id: m.id,
+    url: meta.url,
+    status: m.status,
+    attempts: m.attempts,
+    maxAttempts: m.maxAttempts,
+    lastError: m.lastError,
+    result: m.result,
+    completedAt: m.completedAt === null ? null : new Date(m.completedAt).toISOString(),
   };
 }
 

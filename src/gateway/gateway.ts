@@ -141,15 +141,10 @@ async function invokeAsync(
   openfaas: boolean,
 ): Promise<void> {
   const callbackUrl = header(req, 'x-callback-url');
-  if (callbackUrl !== undefined && !/^https?:\/\/[^\s]+$/i.test(callbackUrl)) {
-    req.resume();
-    throw new NimbusError('NIMBUS_INVALID_REQUEST', `X-Callback-Url must be an http:// or https:// URL, got ${JSON.stringify(callbackUrl.slice(0, 200))}`, {
-      hint: 'send the full URL that should receive the result, e.g. X-Callback-Url: https://example.com/done',
-    });
-  }
+  // Before the body is read: a URL aimed at loopback, link-local or private addresses is refused (400 NIMBUS_CALLBACK_REFUSED).
+  if (callbackUrl !== undefined) deps.events.callbackPolicy.checkUrl(callbackUrl);
   const idempotencyKey = header(req, 'idempotency-key');
   if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH)) {
-    req.resume();
     throw new NimbusError('NIMBUS_INVALID_REQUEST', `Idempotency-Key must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`, {
       hint: 'use a unique id per logical request, e.g. a UUID',
     });

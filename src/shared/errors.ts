@@ -27,6 +27,10 @@ export const ERROR_CODES = {
   NIMBUS_RANGE_NOT_SATISFIABLE: { status: 416, hint: 'ask for a range inside the object: Content-Range says its size (bytes */<size>)' },
   NIMBUS_TOPIC_NOT_FOUND: { status: 404, hint: 'no function subscribes to the topic; add it under triggers.topics in a nimbus.yaml and deploy' },
   NIMBUS_UNAUTHORIZED_BINDING: { status: 403, hint: 'the function can reach only the KV namespaces, buckets and topics bound in its nimbus.yaml' },
+  NIMBUS_CALLBACK_REFUSED: {
+    status: 400,
+    hint: 'callbacks may reach public addresses only; use a public URL, or have the operator allow the target with `nimbus up --callback-allow <cidr>`',
+  },
   NIMBUS_QUEUE_FULL: { status: 429, hint: 'too many events are waiting; retry after the Retry-After delay, or let the backlog drain' },
   NIMBUS_SHUTTING_DOWN: { status: 503, hint: 'the platform is draining; retry against a running platform' },
   NIMBUS_FUNCTION_TIMEOUT: { status: 504, hint: 'the function ran past its timeout; raise `timeout` in nimbus.yaml or make it faster' },

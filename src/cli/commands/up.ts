@@ -25,6 +25,9 @@ function port(value: unknown, flag: string, fallback: number): number {
   return n;
 }
 
+/** A repeatable flag's values. */
+const list = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : []);
+
 export const up: Command = {
   name: 'up',
   summary: 'run the platform in the foreground (gateway, admin API, runtime)',
@@ -41,6 +44,10 @@ Options:
   --warm-pool <n>     pre-started generic instances (default ${DEFAULT_WARM_POOL_SIZE})
   --max-instances <n> instances of all functions together (default ${DEFAULT_MAX_INSTANCES}); at the limit
                       idle instances of other functions make room, else requests wait
+  --callback-allow <cidr>
+                      let X-Callback-Url results reach this loopback, private or
+                      reserved range (e.g. 127.0.0.1/32); repeatable. Default: public
+                      addresses only
   --json              print the URLs as one JSON line once ready`,
   options: {
     port: { type: 'string' },
@@ -49,6 +56,7 @@ Options:
     examples: { type: 'boolean' },
     'warm-pool': { type: 'string' },
     'max-instances': { type: 'string' },
+    'callback-allow': { type: 'string', multiple: true },
   },
   async run(_positionals, values) {
     const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
@@ -72,6 +80,7 @@ Options:
       adminPort: port(values['admin-port'], 'admin-port', DEFAULT_ADMIN_PORT),
       warmPoolSize: warm,
       maxInstances,
+      callbackAllow: list(values['callback-allow']),
     });
     const json = values.json === true;
     const deployed = values.examples ? await deployExamples(platform, json) : [];
