@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { ArtifactStore } from './artifacts/artifact-store.js';
 import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.js';
 import { DEFAULT_WARM_POOL_SIZE, LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
+import { type EdgeOptions, resolveEdge } from './config/edge.js';
 import { createAdminServer } from './control/admin.js';
 import { FunctionRegistry } from './control/registry.js';
 import { CallbackPolicy } from './events/callback-policy.js';
@@ -14,6 +15,7 @@ import { SqliteQueue } from './events/sqlite-queue.js';
 import { createGateway } from './gateway/gateway.js';
 import { ByteBudget } from './gateway/lambda-auth.js';
 import { RuntimeManager } from './runtime/manager.js';
+import { type ConnectionStats, limitConnections } from './shared/connection-limits.js';
 import { NimbusError } from './shared/errors.js';
 import { StateEndpoint } from './state/endpoint.js';
 import { ChangeRelay } from './state/relay.js';
@@ -39,6 +41,8 @@ export interface PlatformOptions {
   callbackAllow?: string[];
   /** Resolves callback host names (default: the system's resolver); tests map names without DNS. */
   callbackLookup?: LookupFunction;
+  /** Open connections per server, in total and per client IP (`nimbus up --max-connections`, `--max-connections-per-client`). */
+  connections?: EdgeOptions['connections'];
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -63,6 +67,8 @@ export class Platform {
   readonly stateEndpoint: StateEndpoint;
   readonly #relay: ChangeRelay;
   #stateListening: Promise<string> | undefined;
+  /** Open and refused connections of each server (src/shared/connection-limits.ts). */
+  readonly connections: { gateway: ConnectionStats; admin: ConnectionStats };
   gatewayUrl = '';
   adminUrl = '';
   #gateway: Server;
@@ -73,6 +79,7 @@ export class Platform {
   private constructor(opts: PlatformOptions) {
     // Options are checked before anything is opened or locked.
     const callbackPolicy = new CallbackPolicy(opts.callbackAllow, opts.callbackLookup);
+    const edge = resolveEdge({ connections: opts.connections });
     this.dataDir = resolve(opts.dataDir);
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     acquireLock(this.dataDir);
@@ -116,6 +123,8 @@ export class Platform {
         adminUrl: () => this.adminUrl,
         lambdaBodyBudget: new ByteBudget(opts.lambdaUnverifiedBodyBytes ?? LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES),
       });
+      // Separate budgets: a flood of the gateway leaves the admin API its own connections.
+      const gatewayConnections = limitConnections(this.#gateway, edge.gateway);
       this.#admin = createAdminServer({
         token: this.token,
         store: this.store,
@@ -126,6 +135,7 @@ export class Platform {
         state: this.state,
         info: () => ({ version: NIMBUS_VERSION, gatewayUrl: this.gatewayUrl, adminUrl: this.adminUrl, dataDir: this.dataDir }),
       });
+      this.connections = { gateway: gatewayConnections, admin: limitConnections(this.#admin, edge.admin) };
     } catch (err) {
       releaseLock(this.dataDir);
       throw err;

@@ -4,6 +4,27 @@ export const DEFAULT_ADMIN_PORT = 8081;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_DATA_DIR = '.nimbus';
 
+/**
+ * Open connections, per server. Each server has its own budget, so a flood of the
+ * gateway never takes the admin API's connections (docs/security.md). A client is one
+ * remote IP address. The gateway's total is also kept to half the process's
+ * open-file limit, when that is lower.
+ */
+export const DEFAULT_GATEWAY_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT = 256;
+export const GATEWAY_MAX_SHARE_OF_FD_LIMIT = 0.5;
+export const DEFAULT_ADMIN_MAX_CONNECTIONS = 128;
+export const DEFAULT_ADMIN_MAX_CONNECTIONS_PER_CLIENT = 64;
+export const MAX_CONNECTIONS_LIMIT = 1_000_000;
+/** A connection must deliver a request's headers this soon after it opens or goes idle between requests (slowloris). */
+export const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+/** How often Node looks for connections past headersTimeout (its default, 30 s, would let them live 40 s). */
+export const HTTP_CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
+/** Gateway keep-alive: longer than the 60 s idle timeout of common load balancers, so they never reuse a connection the gateway is closing. */
+export const GATEWAY_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** Admin keep-alive: Node's default; the CLI makes one or two requests per command. */
+export const ADMIN_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
 export const DEFAULT_MEMORY_MB = 256;
 export const MIN_MEMORY_MB = 128;
 export const MAX_MEMORY_MB = 10_240;

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
+  ADMIN_KEEP_ALIVE_TIMEOUT_MS,
   DEAD_LETTER_RETENTION_MS,
   DEFAULT_SCALE_WINDOW_MS,
   DEFAULT_UTILIZATION_PERCENT,
@@ -13,6 +14,7 @@ import type { InvokeMeta } from '../events/dispatcher.js';
 import type { Events } from '../events/events.js';
 import type { Message } from '../events/queue.js';
 import type { RuntimeManager } from '../runtime/manager.js';
+import { SERVER_OPTIONS } from '../shared/connection-limits.js';
 import { NimbusError } from '../shared/errors.js';
 import { readBody, sendError, sendJson } from '../shared/http.js';
 import { checkResourceName, handleState } from '../state/http.js';
@@ -47,7 +49,7 @@ export function createAdminServer(deps: AdminDeps): Server {
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(deps, expected, req, res).catch((err: unknown) => sendError(res, err));
   };
-  const server = createServer(onRequest);
+  const server = createServer(SERVER_OPTIONS, onRequest);
   // "Expect: 100-continue" (curl sends it for large uploads): the client waits for the
   // go-ahead before sending the body, so only an authorized request gets one; a refused
   // one gets its 401 instead and never sends the body.
@@ -58,6 +60,7 @@ export function createAdminServer(deps: AdminDeps): Server {
   // Bucket uploads and downloads stream for as long as they take (Node would cut a
   // request at 300 s); headers must still arrive within headersTimeout.
   server.requestTimeout = 0;
+  server.keepAliveTimeout = ADMIN_KEEP_ALIVE_TIMEOUT_MS;
   return server;
 }
 

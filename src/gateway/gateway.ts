@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { MAX_ASYNC_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_REQUEST_BODY_BYTES, RETRY_AFTER_S } from '../config/defaults.js';
+import { GATEWAY_KEEP_ALIVE_TIMEOUT_MS, MAX_ASYNC_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_REQUEST_BODY_BYTES, RETRY_AFTER_S } from '../config/defaults.js';
 import { functionNameFromPath } from '../config/manifest.js';
 import type { FunctionPool, FunctionSpec } from '../runtime/function-pool.js';
 import type { Instance, InvocationSink } from '../runtime/instance.js';
 import type { ResponseHead } from '../runtime/protocol/frames.js';
+import { SERVER_OPTIONS } from '../shared/connection-limits.js';
 import { NimbusError, toNimbusError } from '../shared/errors.js';
 import { closeIfBodyUnread, HOP_BY_HOP, REQUEST_ID_HEADER, readBody, sendError } from '../shared/http.js';
 import { acquireSlot, type CompatDeps } from './call.js';
@@ -55,14 +56,14 @@ export function createGateway(deps: GatewayDeps): Server {
       fail(res, err, requestId);
     }
   };
-  const server = createServer(onRequest);
+  const server = createServer(SERVER_OPTIONS, onRequest);
   // "Expect: 100-continue": the APIs behind a credential invite the body only when the
   // head passes their checks; a refused request never sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     if (mayContinue(deps, req)) res.writeContinue();
     onRequest(req, res);
   });
-  server.keepAliveTimeout = 65_000;
+  server.keepAliveTimeout = GATEWAY_KEEP_ALIVE_TIMEOUT_MS;
   return server;
 }
 

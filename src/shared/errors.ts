@@ -32,6 +32,10 @@ export const ERROR_CODES = {
     hint: 'callbacks may reach public addresses only; use a public URL, or have the operator allow the target with `nimbus up --callback-allow <cidr>`',
   },
   NIMBUS_QUEUE_FULL: { status: 429, hint: 'too many events are waiting; retry after the Retry-After delay, or let the backlog drain' },
+  NIMBUS_TOO_MANY_CONNECTIONS: {
+    status: 503,
+    hint: 'close idle connections or reuse fewer at once; an operator can raise `nimbus up --max-connections-per-client` (e.g. behind a proxy)',
+  },
   NIMBUS_SHUTTING_DOWN: { status: 503, hint: 'the platform is draining; retry against a running platform' },
   NIMBUS_FUNCTION_TIMEOUT: { status: 504, hint: 'the function ran past its timeout; raise `timeout` in nimbus.yaml or make it faster' },
   NIMBUS_MEMORY_LIMIT: { status: 502, hint: 'the instance used more than its memory limit; raise `memory` in nimbus.yaml or use less' },

@@ -4,10 +4,13 @@ import { fileURLToPath } from 'node:url';
 import {
   DEFAULT_ADMIN_PORT,
   DEFAULT_DATA_DIR,
+  DEFAULT_GATEWAY_MAX_CONNECTIONS,
+  DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT,
   DEFAULT_GATEWAY_PORT,
   DEFAULT_HOST,
   DEFAULT_MAX_INSTANCES,
   DEFAULT_WARM_POOL_SIZE,
+  MAX_CONNECTIONS_LIMIT,
 } from '../../config/defaults.js';
 import type { Platform } from '../../platform.js';
 import { NimbusError, toNimbusError } from '../../shared/errors.js';
@@ -22,6 +25,15 @@ function port(value: unknown, flag: string, fallback: number): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
     throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--${flag} must be a port number from 0 to 65535; got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** A flag's whole number of connections, or undefined for the default. */
+function count(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_CONNECTIONS_LIMIT)
+    throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--${flag} must be a whole number from 1 to ${MAX_CONNECTIONS_LIMIT}; got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -44,6 +56,12 @@ Options:
   --warm-pool <n>     pre-started generic instances (default ${DEFAULT_WARM_POOL_SIZE})
   --max-instances <n> instances of all functions together (default ${DEFAULT_MAX_INSTANCES}); at the limit
                       idle instances of other functions make room, else requests wait
+  --max-connections <n>
+                      open gateway connections, from all clients (default ${DEFAULT_GATEWAY_MAX_CONNECTIONS},
+                      at most half the open-file limit); past it, 503 and closed
+  --max-connections-per-client <n>
+                      open gateway connections from one IP address (default
+                      ${DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT}); behind a proxy, raise it to --max-connections
   --callback-allow <cidr>
                       let X-Callback-Url results reach this loopback, private or
                       reserved range (e.g. 127.0.0.1/32); repeatable. Default: public
@@ -56,6 +74,8 @@ Options:
     examples: { type: 'boolean' },
     'warm-pool': { type: 'string' },
     'max-instances': { type: 'string' },
+    'max-connections': { type: 'string' },
+    'max-connections-per-client': { type: 'string' },
     'callback-allow': { type: 'string', multiple: true },
   },
   async run(_positionals, values) {
@@ -81,6 +101,12 @@ Options:
       warmPoolSize: warm,
       maxInstances,
       callbackAllow: list(values['callback-allow']),
+      connections: {
+        gateway: {
+          total: count(values['max-connections'], 'max-connections'),
+          perClient: count(values['max-connections-per-client'], 'max-connections-per-client'),
+        },
+      },
     });
     const json = values.json === true;
     const deployed = values.examples ? await deployExamples(platform, json) : [];

@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import { type ConnectionLimits, openFileLimit } from '../shared/connection-limits.js';
+import { NimbusError } from '../shared/errors.js';
+import {
+  DEFAULT_ADMIN_MAX_CONNECTIONS,
+  DEFAULT_ADMIN_MAX_CONNECTIONS_PER_CLIENT,
+  DEFAULT_GATEWAY_MAX_CONNECTIONS,
+  DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT,
+  GATEWAY_MAX_SHARE_OF_FD_LIMIT,
+  MAX_CONNECTIONS_LIMIT,
+} from './defaults.js';
+
+/** The platform's options for its edge (docs/security.md); every field may be left out. */
+export interface EdgeOptions {
+  connections?: { gateway?: Partial<ConnectionLimits>; admin?: Partial<ConnectionLimits> };
+}
+
+/** The same, validated, with the defaults filled in; frozen. */
+export interface EdgeConfig {
+  gateway: Readonly<ConnectionLimits>;
+  admin: Readonly<ConnectionLimits>;
+}
+
+const count = z
+  .number({ invalid_type_error: 'must be a number' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(MAX_CONNECTIONS_LIMIT, `must be at most ${MAX_CONNECTIONS_LIMIT}`);
+const limits = z.object({ total: count.optional(), perClient: count.optional() }).strict();
+const schema = z.object({ connections: z.object({ gateway: limits.optional(), admin: limits.optional() }).strict().optional() }).passthrough();
+
+/**
+ * Validates the edge options once, reporting every problem together (each naming the
+ * option, the value and what is allowed), and fills in the defaults. The gateway's
+ * default total stays within half the open-file limit, so that a flood of it leaves
+ * descriptors for the admin API, the instances and the store.
+ */
+export function resolveEdge(opts: EdgeOptions, fdLimit = openFileLimit()): EdgeConfig {
+  const parsed = schema.safeParse(opts);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(valueAt(opts, i.path))})`);
+  const c = opts.connections ?? {};
+  const fdShare = fdLimit === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor(fdLimit * GATEWAY_MAX_SHARE_OF_FD_LIMIT));
+  const gateway = {
+    total: c.gateway?.total ?? Math.min(DEFAULT_GATEWAY_MAX_CONNECTIONS, fdShare),
+    perClient: c.gateway?.perClient ?? DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT,
+  };
+  const admin = {
+    total: c.admin?.total ?? DEFAULT_ADMIN_MAX_CONNECTIONS,
+    perClient: c.admin?.perClient ?? DEFAULT_ADMIN_MAX_CONNECTIONS_PER_CLIENT,
+  };
+  if (problems.length > 0) {
+    throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `invalid platform options: ${problems.join('; ')}`, {
+      details: problems,
+      hint: 'see docs/security.md#the-platforms-edge for each option and its range',
+    });
+  }
+  // A per-client cap above the total would never be reached: the total is the cap then.
+  gateway.perClient = Math.min(gateway.perClient, gateway.total);
+  admin.perClient = Math.min(admin.perClient, admin.total);
+  return Object.freeze({ gateway: Object.freeze(gateway), admin: Object.freeze(admin) });
+}
+
+function valueAt(value: unknown, path: (string | number)[]): unknown {
+  return path.reduce<unknown>((v, key) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined), value);
+}
