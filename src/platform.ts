@@ -8,6 +8,7 @@ import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.
 import { DEFAULT_WARM_POOL_SIZE, LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
 import { type EdgeOptions, resolveEdge } from './config/edge.js';
 import { createAdminServer } from './control/admin.js';
+import { AdminHosts } from './control/admin-hosts.js';
 import { FunctionRegistry } from './control/registry.js';
 import { CallbackPolicy } from './events/callback-policy.js';
 import { Events, type EventsOptions } from './events/events.js';
@@ -43,6 +44,8 @@ export interface PlatformOptions {
   callbackLookup?: LookupFunction;
   /** Open connections per server, in total and per client IP (`nimbus up --max-connections`, `--max-connections-per-client`). */
   connections?: EdgeOptions['connections'];
+  /** Host names the admin API answers to besides its own address and loopback (`nimbus up --admin-host`). */
+  adminHosts?: string[];
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -73,13 +76,15 @@ export class Platform {
   adminUrl = '';
   #gateway: Server;
   #admin: Server;
+  readonly #adminHosts: AdminHosts;
   #draining = false;
   #stopping: Promise<void> | undefined;
 
   private constructor(opts: PlatformOptions) {
     // Options are checked before anything is opened or locked.
     const callbackPolicy = new CallbackPolicy(opts.callbackAllow, opts.callbackLookup);
-    const edge = resolveEdge({ connections: opts.connections });
+    const edge = resolveEdge({ connections: opts.connections, adminHosts: opts.adminHosts });
+    this.#adminHosts = new AdminHosts(edge.adminHosts);
     this.dataDir = resolve(opts.dataDir);
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     acquireLock(this.dataDir);
@@ -127,6 +132,7 @@ export class Platform {
       const gatewayConnections = limitConnections(this.#gateway, edge.gateway);
       this.#admin = createAdminServer({
         token: this.token,
+        hosts: this.#adminHosts,
         store: this.store,
         registry: this.registry,
         runtime: this.runtime,
@@ -151,6 +157,7 @@ export class Platform {
       platform.#relay.kick();
       platform.gatewayUrl = await listen(platform.#gateway, opts.host, opts.port, 'gateway');
       platform.adminUrl = await listen(platform.#admin, opts.host, opts.adminPort, 'admin API');
+      platform.#adminHosts.bind(opts.host, (platform.#admin.address() as AddressInfo).port);
     } catch (err) {
       await platform.stop();
       throw err;

@@ -86,7 +86,7 @@ describe('open connections are capped per client and in total, with separate bud
 
 test('connection options: defaults, the open-file limit, and every bad value named', () => {
   const defaults = resolveEdge({}, 1_000_000);
-  assert.deepEqual(defaults, { gateway: { total: 10_000, perClient: 256 }, admin: { total: 128, perClient: 64 } });
+  assert.deepEqual(defaults, { gateway: { total: 10_000, perClient: 256 }, admin: { total: 128, perClient: 64 }, adminHosts: [] });
   assert.equal(resolveEdge({}, 4_096).gateway.total, 2_048, 'at most half the open-file limit');
   assert.equal(resolveEdge({ connections: { gateway: { total: 8, perClient: 50 } } }).gateway.perClient, 8);
   assert.throws(
@@ -106,6 +106,7 @@ test('nimbus up refuses bad edge flags before it starts anything', async () => {
     [['--max-connections', '0'], /--max-connections must be a whole number from 1 to 1000000; got "0"/],
     [['--max-connections-per-client', 'many'], /--max-connections-per-client must be a whole number/],
     [['--callback-allow', '10.0.0.0/8', '--callback-allow', 'intranet'], /callback allow-list: "intranet" is not an IP address or CIDR/],
+    [['--admin-host', 'admin.internal', '--admin-host', 'evil example'], /--admin-host: "evil example" is not a host name, IP address or name:port/],
   ];
   for (const [flags, message] of cases) {
     const dataDir = tempDir();

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { type ConnectionLimits, openFileLimit } from '../shared/connection-limits.js';
 import { NimbusError } from '../shared/errors.js';
@@ -13,12 +14,15 @@ import {
 /** The platform's options for its edge (docs/security.md); every field may be left out. */
 export interface EdgeOptions {
   connections?: { gateway?: Partial<ConnectionLimits>; admin?: Partial<ConnectionLimits> };
+  /** Host names the admin API answers to besides its own address and loopback (`nimbus up --admin-host`). */
+  adminHosts?: string[];
 }
 
 /** The same, validated, with the defaults filled in; frozen. */
 export interface EdgeConfig {
   gateway: Readonly<ConnectionLimits>;
   admin: Readonly<ConnectionLimits>;
+  adminHosts: readonly string[];
 }
 
 const count = z
@@ -27,7 +31,16 @@ const count = z
   .min(1, 'must be at least 1')
   .max(MAX_CONNECTIONS_LIMIT, `must be at most ${MAX_CONNECTIONS_LIMIT}`);
 const limits = z.object({ total: count.optional(), perClient: count.optional() }).strict();
-const schema = z.object({ connections: z.object({ gateway: limits.optional(), admin: limits.optional() }).strict().optional() }).passthrough();
+const adminHost = z.string({ invalid_type_error: 'must be a host name' }).superRefine((value, ctx) => {
+  const problem = adminHostProblem(value);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+});
+const schema = z
+  .object({
+    connections: z.object({ gateway: limits.optional(), admin: limits.optional() }).strict().optional(),
+    adminHosts: z.array(adminHost).optional(),
+  })
+  .passthrough();
 
 /**
  * Validates the edge options once, reporting every problem together (each naming the
@@ -57,9 +70,25 @@ export function resolveEdge(opts: EdgeOptions, fdLimit = openFileLimit()): EdgeC
   // A per-client cap above the total would never be reached: the total is the cap then.
   gateway.perClient = Math.min(gateway.perClient, gateway.total);
   admin.perClient = Math.min(admin.perClient, admin.total);
-  return Object.freeze({ gateway: Object.freeze(gateway), admin: Object.freeze(admin) });
+  return Object.freeze({ gateway: Object.freeze(gateway), admin: Object.freeze(admin), adminHosts: Object.freeze([...(opts.adminHosts ?? [])]) });
 }
 
 function valueAt(value: unknown, path: (string | number)[]): unknown {
   return path.reduce<unknown>((v, key) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined), value);
+}
+
+/** "Host: name[:port]" split, lower case, brackets kept on IPv6; undefined if it is not one. */
+export function splitHost(value: string): { name: string; port: number | undefined } | undefined {
+  const m = /^(\[[0-9a-f:.]+\]|[^:[\]\s]+)(?::(\d{1,5}))?$/i.exec(value.trim());
+  if (!m) return undefined;
+  return { name: m[1].toLowerCase().replace(/\.$/, ''), port: m[2] === undefined ? undefined : Number(m[2]) };
+}
+
+export const isIpLiteral = (name: string) => isIP(name.replace(/^\[(.*)\]$/, '$1')) !== 0;
+
+/** An operator's --admin-host value: a host name or IP literal (IPv6 in brackets), optionally with a port. */
+export function adminHostProblem(value: string): string | undefined {
+  const h = splitHost(value);
+  const valid = h && (isIpLiteral(h.name) || /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(h.name)) && (h.port ?? 1) <= 65_535;
+  return valid ? undefined : `${JSON.stringify(value)} is not a host name, IP address or name:port`;
 }

@@ -21,10 +21,13 @@ import { checkResourceName, handleState } from '../state/http.js';
 import type { StateStore } from '../state/state-store.js';
 import type { FunctionRecord, LogEntry, Store } from '../store/store.js';
 import type { LogBuffer } from '../telemetry/log-buffer.js';
+import type { AdminHosts } from './admin-hosts.js';
 import type { FunctionRegistry } from './registry.js';
 
 export interface AdminDeps {
   token: string;
+  /** The Host headers the admin API answers to (DNS rebinding). */
+  hosts: AdminHosts;
   store: Store;
   registry: FunctionRegistry;
   runtime: RuntimeManager;
@@ -54,7 +57,7 @@ export function createAdminServer(deps: AdminDeps): Server {
   // go-ahead before sending the body, so only an authorized request gets one; a refused
   // one gets its 401 instead and never sends the body.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (isAuthorized(req, expected)) res.writeContinue();
+    if (deps.hosts.allows(req.headers.host) && isAuthorized(req, expected)) res.writeContinue();
     onRequest(req, res);
   });
   // Bucket uploads and downloads stream for as long as they take (Node would cut a
@@ -66,6 +69,13 @@ export function createAdminServer(deps: AdminDeps): Server {
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
+}
+
+/** Before the token: a page re-pointed at this address by DNS rebinding is refused whatever it sends. */
+function checkHost(hosts: AdminHosts, req: IncomingMessage): void {
+  if (hosts.allows(req.headers.host)) return;
+  const host = req.headers.host === undefined ? 'no Host header' : `Host ${JSON.stringify(req.headers.host.slice(0, 200))}`;
+  throw new NimbusError('NIMBUS_HOST_NOT_ALLOWED', `the admin API does not answer to ${host}`);
 }
 
 function isAuthorized(req: IncomingMessage, expected: Buffer): boolean {
@@ -88,7 +98,9 @@ function authorize(req: IncomingMessage, expected: Buffer): void {
 async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const method = req.method ?? 'GET';
+  // Liveness is open to any Host: it tells nothing, and probes send Host headers nobody can list in advance.
   if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+  checkHost(deps.hosts, req);
   authorize(req, expected);
   const parts = url.pathname.split('/').filter(Boolean);
   if (parts[0] !== 'v1') throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);

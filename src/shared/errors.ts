@@ -9,6 +9,10 @@
 export const ERROR_CODES = {
   NIMBUS_AUTH_REQUIRED: { status: 401, hint: 'send the admin token as "Authorization: Bearer <token>"; `nimbus up` printed where it is stored' },
   NIMBUS_AUTH_INVALID: { status: 401, hint: 'the token does not match; read it again from <data-dir>/admin-token or NIMBUS_TOKEN' },
+  NIMBUS_HOST_NOT_ALLOWED: {
+    status: 421,
+    hint: 'the admin API answers only to its own address, localhost, 127.0.0.1 and [::1]; use the URL `nimbus up` printed, or start it with `--admin-host <name>`',
+  },
   NIMBUS_NOT_FOUND: { status: 404, hint: 'check the path against docs/admin-api.md' },
   NIMBUS_METHOD_NOT_ALLOWED: { status: 405, hint: 'check the method against docs/admin-api.md' },
   NIMBUS_INVALID_NAME: { status: 400, hint: 'use 1-63 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"' },

@@ -12,6 +12,7 @@ import {
   DEFAULT_WARM_POOL_SIZE,
   MAX_CONNECTIONS_LIMIT,
 } from '../../config/defaults.js';
+import { adminHostProblem } from '../../config/edge.js';
 import type { Platform } from '../../platform.js';
 import { NimbusError, toNimbusError } from '../../shared/errors.js';
 import { NIMBUS_VERSION } from '../../version.js';
@@ -35,6 +36,14 @@ function count(value: unknown, flag: string): number | undefined {
   if (!Number.isInteger(n) || n < 1 || n > MAX_CONNECTIONS_LIMIT)
     throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--${flag} must be a whole number from 1 to ${MAX_CONNECTIONS_LIMIT}; got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** --admin-host values, each a host name, IP address or name:port. */
+function hosts(value: unknown): string[] {
+  const names = list(value);
+  const problems = names.map(adminHostProblem).filter((p) => p !== undefined);
+  if (problems.length > 0) throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--admin-host: ${problems.join('; ')}`);
+  return names;
 }
 
 /** A repeatable flag's values. */
@@ -62,6 +71,9 @@ Options:
   --max-connections-per-client <n>
                       open gateway connections from one IP address (default
                       ${DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT}); behind a proxy, raise it to --max-connections
+  --admin-host <name> also answer admin requests whose Host is this name (or name:port),
+                      e.g. the name of a proxy in front; repeatable. The admin API
+                      answers only to its address, localhost, 127.0.0.1 and [::1]
   --callback-allow <cidr>
                       let X-Callback-Url results reach this loopback, private or
                       reserved range (e.g. 127.0.0.1/32); repeatable. Default: public
@@ -77,6 +89,7 @@ Options:
     'max-connections': { type: 'string' },
     'max-connections-per-client': { type: 'string' },
     'callback-allow': { type: 'string', multiple: true },
+    'admin-host': { type: 'string', multiple: true },
   },
   async run(_positionals, values) {
     const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
@@ -101,6 +114,7 @@ Options:
       warmPoolSize: warm,
       maxInstances,
       callbackAllow: list(values['callback-allow']),
+      adminHosts: hosts(values['admin-host']),
       connections: {
         gateway: {
           total: count(values['max-connections'], 'max-connections'),
