@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { functionDir, startPlatform, testNoLeakedChildren } from './helpers.js';
+import { eventually, functionDir, startPlatform, testNoLeakedChildren } from './helpers.js';
 import { completeResponse, exchange, headerOf, RawConnection } from './raw-http.js';
 
 // Every refusal here must come while the client has sent no more than the request's
@@ -177,6 +177,28 @@ describe('the admin API and the OpenFaaS API authorize before they read a body',
       assert.equal(r.continued, false);
       assert.ok(r.closedByServer, path);
     }
+  });
+
+  test('a client that keeps sending a 200 MB upload is cut off: the admin API reads almost none of it', async () => {
+    const stats = t.platform.connections.admin;
+    await eventually(() => stats.open() === 0, 5_000, 'earlier connections to close');
+    const before = stats.bytesRead();
+    const announced = 200 * 1024 * 1024;
+    const conn = await RawConnection.open(Number(admin.port));
+    conn.send(`PUT /v1/functions/big HTTP/1.1\nHost: ${admin.host}\nContent-Type: application/zip\nContent-Length: ${announced}\n\n`);
+    // Sends as fast as the connection takes it, until the server closes it.
+    const chunk = Buffer.alloc(1024 * 1024);
+    let sent = 0;
+    while (!conn.socket.destroyed && conn.text === '' && sent < announced) {
+      sent += chunk.length;
+      if (!conn.socket.write(chunk)) await new Promise((r) => conn.socket.once('drain', r).once('close', r));
+    }
+    const r = await conn.result();
+    assert.equal(r.status, 401, r.text);
+    assert.ok(r.closedByServer);
+    await eventually(() => stats.open() === 0, 5_000, 'the refused connection to close');
+    const read = stats.bytesRead() - before;
+    assert.ok(read < 1024 * 1024, `the admin API read ${read} bytes of the ${announced} announced (the client got ${sent} out before it was cut off)`);
   });
 
   test('with the token, the upload is invited', async () => {

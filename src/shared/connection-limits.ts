@@ -16,6 +16,8 @@ export interface ConnectionStats {
   open(): number;
   clients(): number;
   refused(): number;
+  /** Bytes read from accepted connections, open and closed: what clients made the server take in. */
+  bytesRead(): number;
 }
 
 /**
@@ -51,8 +53,10 @@ function refusal(limits: ConnectionLimits, perClient: boolean): Buffer {
  */
 export function limitConnections(server: Server, limits: ConnectionLimits): ConnectionStats {
   const byClient = new Map<string, number>();
+  const sockets = new Set<Socket>();
   let open = 0;
   let refused = 0;
+  let closedBytes = 0;
   const overTotal = refusal(limits, false);
   const overClient = refusal(limits, true);
   const parse = server.listeners('connection') as ((socket: Socket) => void)[];
@@ -74,7 +78,10 @@ export function limitConnections(server: Server, limits: ConnectionLimits): Conn
     }
     open++;
     byClient.set(client, mine + 1);
+    sockets.add(socket);
     socket.once('close', () => {
+      sockets.delete(socket);
+      closedBytes += socket.bytesRead;
       open--;
       const left = (byClient.get(client) ?? 1) - 1;
       if (left === 0) byClient.delete(client);
@@ -82,7 +89,12 @@ export function limitConnections(server: Server, limits: ConnectionLimits): Conn
     });
     for (const listener of parse) listener.call(server, socket);
   });
-  return { open: () => open, clients: () => byClient.size, refused: () => refused };
+  const bytesRead = () => {
+    let n = closedBytes;
+    for (const s of sockets) n += s.bytesRead;
+    return n;
+  };
+  return { open: () => open, clients: () => byClient.size, refused: () => refused, bytesRead };
 }
 
 /** The process's soft limit on open files (Linux), or undefined where it cannot be read. */
