@@ -5,7 +5,7 @@ import type { AddressInfo, LookupFunction } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ArtifactStore } from './artifacts/artifact-store.js';
 import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.js';
-import { DEFAULT_WARM_POOL_SIZE, LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
+import { DEFAULT_WARM_POOL_SIZE, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
 import { type EdgeOptions, resolveEdge } from './config/edge.js';
 import { createAdminServer } from './control/admin.js';
 import { AdminHosts } from './control/admin-hosts.js';
@@ -26,7 +26,8 @@ import type { Store } from './store/store.js';
 import { LogBuffer } from './telemetry/log-buffer.js';
 import { NIMBUS_VERSION } from './version.js';
 
-export interface PlatformOptions {
+/** Where and how to run; the edge's options (EdgeOptions) are in docs/security.md. */
+export interface PlatformOptions extends EdgeOptions {
   dataDir: string;
   host: string;
   port: number;
@@ -36,16 +37,8 @@ export interface PlatformOptions {
   maxInstances?: number;
   /** Retry timing, queue limit and clock of the event queue (tests shorten them). */
   events?: EventsOptions;
-  /** Lambda API: bytes of bodies held at once before their signature can be checked (default LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES). */
-  lambdaUnverifiedBodyBytes?: number;
-  /** CIDRs X-Callback-Url results may reach although they are loopback, private or reserved (`nimbus up --callback-allow`). */
-  callbackAllow?: string[];
   /** Resolves callback host names (default: the system's resolver); tests map names without DNS. */
   callbackLookup?: LookupFunction;
-  /** Open connections per server, in total and per client IP (`nimbus up --max-connections`, `--max-connections-per-client`). */
-  connections?: EdgeOptions['connections'];
-  /** Host names the admin API answers to besides its own address and loopback (`nimbus up --admin-host`). */
-  adminHosts?: string[];
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -82,8 +75,8 @@ export class Platform {
 
   private constructor(opts: PlatformOptions) {
     // Options are checked before anything is opened or locked.
-    const callbackPolicy = new CallbackPolicy(opts.callbackAllow, opts.callbackLookup);
-    const edge = resolveEdge({ connections: opts.connections, adminHosts: opts.adminHosts });
+    const edge = resolveEdge(opts);
+    const callbackPolicy = new CallbackPolicy(edge.callbackAllow, opts.callbackLookup);
     this.#adminHosts = new AdminHosts(edge.adminHosts);
     this.dataDir = resolve(opts.dataDir);
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
@@ -126,7 +119,7 @@ export class Platform {
         logs: this.logs,
         events: this.events,
         adminUrl: () => this.adminUrl,
-        lambdaBodyBudget: new ByteBudget(opts.lambdaUnverifiedBodyBytes ?? LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES),
+        lambdaBodyBudget: new ByteBudget(edge.lambdaUnverifiedBodyBytes),
       });
       // Separate budgets: a flood of the gateway leaves the admin API its own connections.
       const gatewayConnections = limitConnections(this.#gateway, edge.gateway);

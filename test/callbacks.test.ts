@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { CallbackPolicy, parseCidr } from '../src/events/callback-policy.js';
+import { parseCidr } from '../src/config/edge.js';
+import { CallbackPolicy } from '../src/events/callback-policy.js';
 import { Platform } from '../src/platform.js';
 import { CLI, cleanEnv, eventually, startPlatform, tempDir, testNoLeakedChildren } from './helpers.js';
 

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES } from '../src/config/defaults.js';
 import { resolveEdge } from '../src/config/edge.js';
 import type { ConnectionStats } from '../src/shared/connection-limits.js';
 import { CLI, cleanEnv, eventually, startPlatform, tempDir, testNoLeakedChildren } from './helpers.js';
@@ -84,18 +85,34 @@ describe('open connections are capped per client and in total, with separate bud
   });
 });
 
-test('connection options: defaults, the open-file limit, and every bad value named', () => {
+test('edge options: defaults, the open-file limit, and every bad value named at once', () => {
   const defaults = resolveEdge({}, 1_000_000);
-  assert.deepEqual(defaults, { gateway: { total: 10_000, perClient: 256 }, admin: { total: 128, perClient: 64 }, adminHosts: [] });
+  assert.deepEqual(defaults, {
+    callbackAllow: [],
+    adminHosts: [],
+    gateway: { total: 10_000, perClient: 256 },
+    admin: { total: 128, perClient: 64 },
+    lambdaUnverifiedBodyBytes: LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES,
+  });
+  assert.ok(Object.isFrozen(defaults) && Object.isFrozen(defaults.gateway));
   assert.equal(resolveEdge({}, 4_096).gateway.total, 2_048, 'at most half the open-file limit');
   assert.equal(resolveEdge({ connections: { gateway: { total: 8, perClient: 50 } } }).gateway.perClient, 8);
   assert.throws(
-    () => resolveEdge({ connections: { gateway: { total: 0, perClient: 1.5 }, admin: { total: -1 } } }),
+    () =>
+      resolveEdge({
+        connections: { gateway: { total: 0, perClient: 1.5 }, admin: { total: -1 } },
+        callbackAllow: ['10.0.0.0/8', 'intranet'],
+        adminHosts: ['evil example'],
+        lambdaUnverifiedBodyBytes: 0,
+      }),
     (err: Error & { code?: string }) => {
       assert.equal(err.code, 'NIMBUS_INVALID_ARGUMENT');
       assert.match(err.message, /connections\.gateway\.total: must be at least 1 \(got 0\)/);
       assert.match(err.message, /connections\.gateway\.perClient: must be a whole number \(got 1\.5\)/);
       assert.match(err.message, /connections\.admin\.total: must be at least 1 \(got -1\)/);
+      assert.match(err.message, /callbackAllow\.1: "intranet" is not an IP address or CIDR/);
+      assert.match(err.message, /adminHosts\.0: "evil example" is not a host name/);
+      assert.match(err.message, /lambdaUnverifiedBodyBytes: must be at least 1 \(got 0\)/);
       return true;
     },
   );
@@ -105,7 +122,7 @@ test('nimbus up refuses bad edge flags before it starts anything', async () => {
   const cases: [string[], RegExp][] = [
     [['--max-connections', '0'], /--max-connections must be a whole number from 1 to 1000000; got "0"/],
     [['--max-connections-per-client', 'many'], /--max-connections-per-client must be a whole number/],
-    [['--callback-allow', '10.0.0.0/8', '--callback-allow', 'intranet'], /callback allow-list: "intranet" is not an IP address or CIDR/],
+    [['--callback-allow', '10.0.0.0/8', '--callback-allow', 'intranet'], /--callback-allow: "intranet" is not an IP address or CIDR/],
     [['--admin-host', 'admin.internal', '--admin-host', 'evil example'], /--admin-host: "evil example" is not a host name, IP address or name:port/],
   ];
   for (const [flags, message] of cases) {

@@ -1,5 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { parseCidr } from '../config/edge.js';
 import { NimbusError } from '../shared/errors.js';
 
 /**
@@ -160,15 +161,4 @@ function callbackError(message: string, code: 'NIMBUS_INVALID_REQUEST' | 'NIMBUS
 
 function refusedError(host: string, reason: string): NimbusError {
   return callbackError(`the callback URL's host ${JSON.stringify(host)} is not a public address (${reason})`, 'NIMBUS_CALLBACK_REFUSED');
-}
-
-/** "10.0.0.0/8", "fd00::/8" or a bare address (one host); a message naming the value if it is not one. */
-export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | string {
-  const [address, bits, ...rest] = text.trim().split('/');
-  const version = isIP(address);
-  if (version === 0 || rest.length > 0) return `${JSON.stringify(text)} is not an IP address or CIDR`;
-  const max = version === 4 ? 32 : 128;
-  const prefix = bits === undefined ? max : Number(bits);
-  if (!/^\d+$/.test(bits ?? String(max)) || prefix > max) return `${JSON.stringify(text)}: the prefix length must be a whole number from 0 to ${max}`;
-  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }

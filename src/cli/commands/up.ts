@@ -12,7 +12,7 @@ import {
   DEFAULT_WARM_POOL_SIZE,
   MAX_CONNECTIONS_LIMIT,
 } from '../../config/defaults.js';
-import { adminHostProblem } from '../../config/edge.js';
+import { adminHostProblem, cidrProblem } from '../../config/edge.js';
 import type { Platform } from '../../platform.js';
 import { NimbusError, toNimbusError } from '../../shared/errors.js';
 import { NIMBUS_VERSION } from '../../version.js';
@@ -38,12 +38,12 @@ function count(value: unknown, flag: string): number | undefined {
   return n;
 }
 
-/** --admin-host values, each a host name, IP address or name:port. */
-function hosts(value: unknown): string[] {
-  const names = list(value);
-  const problems = names.map(adminHostProblem).filter((p) => p !== undefined);
-  if (problems.length > 0) throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--admin-host: ${problems.join('; ')}`);
-  return names;
+/** A repeatable flag's values, each checked: every bad one is named. */
+function checkedList(value: unknown, flag: string, problem: (v: string) => string | undefined): string[] {
+  const values = list(value);
+  const problems = values.map(problem).filter((p) => p !== undefined);
+  if (problems.length > 0) throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--${flag}: ${problems.join('; ')}`);
+  return values;
 }
 
 /** A repeatable flag's values. */
@@ -113,8 +113,8 @@ Options:
       adminPort: port(values['admin-port'], 'admin-port', DEFAULT_ADMIN_PORT),
       warmPoolSize: warm,
       maxInstances,
-      callbackAllow: list(values['callback-allow']),
-      adminHosts: hosts(values['admin-host']),
+      callbackAllow: checkedList(values['callback-allow'], 'callback-allow', cidrProblem),
+      adminHosts: checkedList(values['admin-host'], 'admin-host', adminHostProblem),
       connections: {
         gateway: {
           total: count(values['max-connections'], 'max-connections'),
