@@ -1,20 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, LookupFunction } from 'node:net';
 import { join, resolve } from 'node:path';
 import { ArtifactStore } from './artifacts/artifact-store.js';
 import { RUNTIME_FILE, type RuntimeInfo, TOKEN_FILE } from './config/data-files.js';
 import { DEFAULT_WARM_POOL_SIZE, SHUTDOWN_DRAIN_TIMEOUT_MS } from './config/defaults.js';
+import { type EdgeOptions, resolveEdge } from './config/edge.js';
 import { createAdminServer } from './control/admin.js';
+import { AdminHosts } from './control/admin-hosts.js';
 import { repairBundles } from './control/bundle-layout.js';
 import { FunctionRegistry } from './control/registry.js';
+import { CallbackPolicy } from './events/callback-policy.js';
 import { Events, type EventsOptions } from './events/events.js';
 import { SqliteQueue } from './events/sqlite-queue.js';
 import { createGateway } from './gateway/gateway.js';
+import { ByteBudget } from './gateway/lambda-auth.js';
 import { DIST_SRC_DIR, findPython, PYTHON_SHIM_DIR } from './runtime/launcher.js';
 import { RuntimeManager } from './runtime/manager.js';
 import { Sandboxes, type SandboxInfo } from './runtime/sandbox/sandbox.js';
+import { type ConnectionStats, limitConnections } from './shared/connection-limits.js';
 import { NimbusError } from './shared/errors.js';
 import { StateEndpoint } from './state/endpoint.js';
 import { ChangeRelay } from './state/relay.js';
@@ -24,7 +29,8 @@ import type { Store } from './store/store.js';
 import { LogBuffer } from './telemetry/log-buffer.js';
 import { NIMBUS_VERSION } from './version.js';
 
-export interface PlatformOptions {
+/** Where and how to run; the edge's options (EdgeOptions) are in docs/security.md. */
+export interface PlatformOptions extends EdgeOptions {
   dataDir: string;
   host: string;
   port: number;
@@ -47,6 +53,8 @@ export interface PlatformOptions {
    * functions already deployed run as processes.
    */
   allowThreadIsolation?: boolean;
+  /** Resolves callback host names (default: the system's resolver); tests map names without DNS. */
+  callbackLookup?: LookupFunction;
 }
 
 const LOCK_FILE = 'nimbus.pid';
@@ -72,14 +80,21 @@ export class Platform {
   readonly #relay: ChangeRelay;
   /** What isolates instances here (GET /v1/info, `nimbus ls`, the start banner). */
   readonly sandbox: SandboxInfo;
+  /** Open and refused connections of each server (src/shared/connection-limits.ts). */
+  readonly connections: { gateway: ConnectionStats; admin: ConnectionStats };
   gatewayUrl = '';
   adminUrl = '';
   #gateway: Server;
   #admin: Server;
+  readonly #adminHosts: AdminHosts;
   #draining = false;
   #stopping: Promise<void> | undefined;
 
   private constructor(opts: PlatformOptions) {
+    // Options are checked before anything is opened or locked.
+    const edge = resolveEdge(opts);
+    const callbackPolicy = new CallbackPolicy(edge.callbackAllow, opts.callbackLookup);
+    this.#adminHosts = new AdminHosts(edge.adminHosts);
     this.dataDir = resolve(opts.dataDir);
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     acquireLock(this.dataDir);
@@ -110,7 +125,7 @@ export class Platform {
       });
       this.registry = new FunctionRegistry(this.store, artifacts, this.runtime, { allowThreadIsolation: opts.allowThreadIsolation });
       const callDeps = { registry: this.registry, runtime: this.runtime, isDraining: () => this.#draining };
-      this.events = new Events(new SqliteQueue(join(this.dataDir, 'events.db')), callDeps, opts.events);
+      this.events = new Events(new SqliteQueue(join(this.dataDir, 'events.db')), callDeps, { ...opts.events, callbackPolicy });
       this.registry.onRemoved = (name) => this.events.removeFunction(name);
       this.registry.onChanged = () => {
         this.events.functionsChanged().catch((err: unknown) => console.error('nimbus: updating schedules failed:', err));
@@ -125,9 +140,13 @@ export class Platform {
         logs: this.logs,
         events: this.events,
         adminUrl: () => this.adminUrl,
+        lambdaBodyBudget: new ByteBudget(edge.lambdaUnverifiedBodyBytes),
       });
+      // Separate budgets: a flood of the gateway leaves the admin API its own connections.
+      const gatewayConnections = limitConnections(this.#gateway, edge.gateway);
       this.#admin = createAdminServer({
         token: this.token,
+        hosts: this.#adminHosts,
         store: this.store,
         registry: this.registry,
         runtime: this.runtime,
@@ -136,6 +155,7 @@ export class Platform {
         state: this.state,
         info: () => ({ version: NIMBUS_VERSION, gatewayUrl: this.gatewayUrl, adminUrl: this.adminUrl, dataDir: this.dataDir, sandbox: this.sandbox }),
       });
+      this.connections = { gateway: gatewayConnections, admin: limitConnections(this.#admin, edge.admin) };
     } catch (err) {
       releaseLock(this.dataDir);
       throw err;
@@ -149,6 +169,7 @@ export class Platform {
       platform.#relay.kick();
       platform.gatewayUrl = await listen(platform.#gateway, opts.host, opts.port, 'gateway');
       platform.adminUrl = await listen(platform.#admin, opts.host, opts.adminPort, 'admin API');
+      platform.#adminHosts.bind(opts.host, (platform.#admin.address() as AddressInfo).port);
     } catch (err) {
       await platform.stop();
       throw err;

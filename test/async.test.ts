@@ -36,7 +36,11 @@ export default {
 describe('async invocation: queued, retried, dead-lettered, redriven', async () => {
   // Retries after ~20-40 ms instead of ~1 s; the clock can be moved forward for maxEventAge.
   let clockOffset = 0;
-  const t = await startPlatform({ events: { retryBaseMs: 40, retryMaxMs: 200, maxQueued: 50, now: () => Date.now() + clockOffset } });
+  // Callbacks go to a listener of this test on 127.0.0.1, which only an allow-list entry lets them reach.
+  const t = await startPlatform({
+    events: { retryBaseMs: 40, retryMaxMs: 200, maxQueued: 50, now: () => Date.now() + clockOffset },
+    callbackAllow: ['127.0.0.1/32'],
+  });
   await t.deploy(functionDir({ 'index.js': FLAKY }, 'name: flaky\nretries: 2\n'));
 
   const post = (path: string, init: RequestInit = {}) => t.gw(path, { method: 'POST', ...init });

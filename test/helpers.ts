@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { buildFunction, stopBuilder } from '../src/build/bundle.js';
-import type { EventsOptions } from '../src/events/events.js';
-import { Platform } from '../src/platform.js';
+import { Platform, type PlatformOptions } from '../src/platform.js';
 
 export const REPO_ROOT = join(dirname(new URL(import.meta.url).pathname), '..', '..');
 export const CLI = join(REPO_ROOT, 'bin', 'nimbus.js');
@@ -79,29 +78,17 @@ export interface TestPlatform {
 const running = new Set<Platform>();
 
 /** Starts a platform on ports the OS picks with a temp data dir; stopped when the file ends. */
-export async function startPlatform(
-  opts: {
-    warmPoolSize?: number;
-    maxInstances?: number;
-    events?: EventsOptions;
-    dataDir?: string;
-    allowThreadIsolation?: boolean;
-    sandbox?: 'auto' | 'off';
-  } = {},
-): Promise<TestPlatform> {
+export async function startPlatform(opts: Partial<PlatformOptions> = {}): Promise<TestPlatform> {
   // The platform stops before its data dir goes: a running one still reads its sandbox files there.
   let stop = async () => {};
   const dataDir = opts.dataDir ?? tempDir('nimbus-data-', () => stop());
   const platform = await Platform.start({
-    dataDir,
     host: '127.0.0.1',
     port: 0,
     adminPort: 0,
+    ...opts,
+    dataDir,
     warmPoolSize: opts.warmPoolSize ?? 1,
-    maxInstances: opts.maxInstances,
-    events: opts.events,
-    allowThreadIsolation: opts.allowThreadIsolation,
-    sandbox: opts.sandbox,
   });
   running.add(platform);
   stop = () => platform.stop(2_000);

@@ -30,6 +30,14 @@ export function queueContract(name: string, open: () => Promise<Queue>, reopen: 
     await q.close();
   });
 
+  test(`${name}: a message keeps the id its producer chose`, async () => {
+    const q = await open();
+    const id = '0b6c1f4e-8c1d-4a57-9d59-5b0e1f2a3c4d';
+    assert.deepEqual(await q.enqueue([msg({ id })], T0), [{ id, duplicate: false }]);
+    assert.equal((await q.get(id))?.body.toString(), 'body');
+    await q.close();
+  });
+
   test(`${name}: lease takes due messages oldest first, up to max, each an attempt`, async () => {
     const q = await open();
     const [late] = await q.enqueue([msg({ availableAt: T0 + 10_000 })], T0);

@@ -14,7 +14,9 @@ const SLOW = (ms: number) =>
 type Info = { instances: { ready: number; busy: number; coldStarts: number; autoscaler?: { desired: number; panic: boolean; waiting: number } } };
 
 describe('autoscaler and the platform-wide instance limit, on a running platform', async () => {
-  const t = await startPlatform({ warmPoolSize: 2, maxInstances: 3 });
+  // One test fills a function's wait queue (1,000 requests) from this one client: more
+  // connections than the gateway lets one client hold by default.
+  const t = await startPlatform({ warmPoolSize: 2, maxInstances: 3, connections: { gateway: { perClient: 2 * MAX_QUEUED_REQUESTS_PER_FUNCTION } } });
   const info = async (name: string) => (await t.functionInfo(name)) as unknown as Info;
 
   test('load over the target utilisation starts an instance before any request has to wait', async () => {

@@ -4,6 +4,27 @@ export const DEFAULT_ADMIN_PORT = 8081;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_DATA_DIR = '.nimbus';
 
+/**
+ * Open connections, per server. Each server has its own budget, so a flood of the
+ * gateway never takes the admin API's connections (docs/security.md). A client is one
+ * remote IP address. The gateway's total is also kept to half the process's
+ * open-file limit, when that is lower.
+ */
+export const DEFAULT_GATEWAY_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT = 256;
+export const GATEWAY_MAX_SHARE_OF_FD_LIMIT = 0.5;
+export const DEFAULT_ADMIN_MAX_CONNECTIONS = 128;
+export const DEFAULT_ADMIN_MAX_CONNECTIONS_PER_CLIENT = 64;
+export const MAX_CONNECTIONS_LIMIT = 1_000_000;
+/** A connection must deliver a request's headers this soon after it opens or goes idle between requests (slowloris). */
+export const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+/** How often Node looks for connections past headersTimeout (its default, 30 s, would let them live 40 s). */
+export const HTTP_CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
+/** Gateway keep-alive: longer than the 60 s idle timeout of common load balancers, so they never reuse a connection the gateway is closing. */
+export const GATEWAY_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** Admin keep-alive: Node's default; the CLI makes one or two requests per command. */
+export const ADMIN_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
 export const DEFAULT_MEMORY_MB = 256;
 export const MIN_MEMORY_MB = 128;
 export const MAX_MEMORY_MB = 10_240;
@@ -33,6 +54,16 @@ export const MAX_REQUEST_BODY_BYTES = 6 * 1024 * 1024;
 export const MAX_BUNDLE_BYTES = 50 * 1024 * 1024;
 export const MAX_BUNDLE_UNPACKED_BYTES = 250 * 1024 * 1024;
 export const MAX_BUNDLE_FILES = 10_000;
+/** Lambda API CreateFunction: a MAX_BUNDLE_BYTES zip, base64-encoded inside its JSON request. */
+export const MAX_LAMBDA_CREATE_BODY_BYTES = Math.ceil((MAX_BUNDLE_BYTES * 4) / 3) + 64 * 1024;
+/** Lambda API calls that carry no payload (list, get, delete). */
+export const MAX_LAMBDA_OTHER_BODY_BYTES = 64 * 1024;
+/**
+ * Lambda API: request bodies held at once, over all requests, whose signature can only
+ * be checked after they arrive (no signed X-Amz-Content-Sha256). Two CreateFunction
+ * uploads fit; an unauthenticated flood cannot grow the platform past it.
+ */
+export const LAMBDA_UNVERIFIED_BODY_BUDGET_BYTES = 2 * MAX_LAMBDA_CREATE_BODY_BYTES;
 
 /** Requests that may wait for a busy function before new ones get 429. */
 export const MAX_QUEUED_REQUESTS_PER_FUNCTION = 1_000;
@@ -91,6 +122,8 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
 /** A callback URL that keeps failing is tried this many times in all. */
 export const CALLBACK_ATTEMPTS = 5;
 export const CALLBACK_TIMEOUT_MS = 10_000;
+/** A callback still failing this long after the invocation finished goes to the dead letters. */
+export const CALLBACK_MAX_AGE_MS = 3_600_000;
 
 // Triggers (schedules, topics, buckets) and bindings.
 export const MAX_TRIGGERS_PER_KIND = 10;

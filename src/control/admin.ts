@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
+  ADMIN_KEEP_ALIVE_TIMEOUT_MS,
   DEAD_LETTER_RETENTION_MS,
   DEFAULT_PIDS,
   DEFAULT_SCALE_WINDOW_MS,
@@ -10,21 +11,26 @@ import {
   MAX_BUNDLE_BYTES,
 } from '../config/defaults.js';
 import { functionNameFromPath } from '../config/manifest.js';
+import type { CallbackMeta } from '../events/callbacks.js';
 import type { InvokeMeta } from '../events/dispatcher.js';
 import type { Events } from '../events/events.js';
 import type { Message } from '../events/queue.js';
 import type { RuntimeManager } from '../runtime/manager.js';
+import { SERVER_OPTIONS } from '../shared/connection-limits.js';
 import { NimbusError } from '../shared/errors.js';
 import { readBody, sendError, sendJson } from '../shared/http.js';
 import { checkResourceName, handleState } from '../state/http.js';
 import type { StateStore } from '../state/state-store.js';
 import type { FunctionRecord, LogEntry, Store } from '../store/store.js';
 import type { LogBuffer } from '../telemetry/log-buffer.js';
+import type { AdminHosts } from './admin-hosts.js';
 import type { FunctionRegistry } from './registry.js';
 import { handleSecrets } from './secrets-api.js';
 
 export interface AdminDeps {
   token: string;
+  /** The Host headers the admin API answers to (DNS rebinding). */
+  hosts: AdminHosts;
   store: Store;
   registry: FunctionRegistry;
   runtime: RuntimeManager;
@@ -46,12 +52,21 @@ const DEFAULT_LOG_LIMIT = 100;
  */
 export function createAdminServer(deps: AdminDeps): Server {
   const expected = digest(deps.token);
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(deps, expected, req, res).catch((err: unknown) => sendError(res, err));
+  };
+  const server = createServer(SERVER_OPTIONS, onRequest);
+  // "Expect: 100-continue" (curl sends it for large uploads): the client waits for the
+  // go-ahead before sending the body, so only an authorized request gets one; a refused
+  // one gets its 401 instead and never sends the body.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (deps.hosts.allows(req.headers.host) && isAuthorized(req, expected)) res.writeContinue();
+    onRequest(req, res);
   });
   // Bucket uploads and downloads stream for as long as they take (Node would cut a
   // request at 300 s); headers must still arrive within headersTimeout.
   server.requestTimeout = 0;
+  server.keepAliveTimeout = ADMIN_KEEP_ALIVE_TIMEOUT_MS;
   return server;
 }
 
@@ -59,6 +74,23 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
+/** Before the token: a page re-pointed at this address by DNS rebinding is refused whatever it sends. */
+function checkHost(hosts: AdminHosts, req: IncomingMessage): void {
+  if (hosts.allows(req.headers.host)) return;
+  const host = req.headers.host === undefined ? 'no Host header' : `Host ${JSON.stringify(req.headers.host.slice(0, 200))}`;
+  throw new NimbusError('NIMBUS_HOST_NOT_ALLOWED', `the admin API does not answer to ${host}`);
+}
+
+function isAuthorized(req: IncomingMessage, expected: Buffer): boolean {
+  try {
+    authorize(req, expected);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs before any route, so before any body is read: a refused request costs only its head. */
 function authorize(req: IncomingMessage, expected: Buffer): void {
   const header = req.headers.authorization;
   if (!header) throw new NimbusError('NIMBUS_AUTH_REQUIRED', 'this endpoint needs the admin token');
@@ -69,7 +101,9 @@ function authorize(req: IncomingMessage, expected: Buffer): void {
 async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const method = req.method ?? 'GET';
+  // Liveness is open to any Host: it tells nothing, and probes send Host headers nobody can list in advance.
   if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+  checkHost(deps.hosts, req);
   authorize(req, expected);
   const parts = url.pathname.split('/').filter(Boolean);
   if (parts[0] !== 'v1') throw new NimbusError('NIMBUS_NOT_FOUND', `no admin route ${url.pathname}`);
@@ -85,7 +119,9 @@ async function handle(deps: AdminDeps, expected: Buffer, req: IncomingMessage, r
         hint: `invocation records are kept for ${INVOCATION_RETENTION_MS / 3_600_000} h after they finish (dead letters for ${DEAD_LETTER_RETENTION_MS / 86_400_000} days); check the id from the 202 response`,
       });
     }
-    return sendJson(res, 200, { invocation: invocationView(m) });
+    const callbackId = (m.result as { callbackId?: unknown } | null)?.callbackId;
+    const callback = typeof callbackId === 'string' ? await deps.events.callback(callbackId) : undefined;
+    return sendJson(res, 200, { invocation: { ...invocationView(m), callback: callback ? callbackView(callback) : null } });
   }
   if (parts.length === 2 && (parts[1] === 'kv' || parts[1] === 'buckets' || parts[1] === 'topics')) {
     allow(method, ['GET']);
@@ -176,6 +212,21 @@ function invocationView(m: Message): Record<string, unknown> {
     completedAt: iso(m.completedAt),
     lastError: m.lastError,
     result: m.result,
+  };
+}
+
+/** The callback an invocation's result was sent to, and how that went. */
+function callbackView(m: Message): Record<string, unknown> {
+  const meta = m.meta as unknown as CallbackMeta;
+  return {
+    id: m.id,
+    url: meta.url,
+    status: m.status,
+    attempts: m.attempts,
+    maxAttempts: m.maxAttempts,
+    lastError: m.lastError,
+    result: m.result,
+    completedAt: m.completedAt === null ? null : new Date(m.completedAt).toISOString(),
   };
 }
 

@@ -1,6 +1,4 @@
 import {
-  CALLBACK_ATTEMPTS,
-  CALLBACK_TIMEOUT_MS,
   DEFAULT_TOPIC_BATCH_SIZE,
   MAX_DELIVERIES_IN_FLIGHT,
   MAX_RESULT_BYTES,
@@ -11,8 +9,9 @@ import {
 import { type BufferedRequest, type CallDeps, callFunction } from '../gateway/call.js';
 import { requestFor as lambdaRequest } from '../gateway/lambda-api.js';
 import { type NimbusError, toNimbusError } from '../shared/errors.js';
-import { HOP_BY_HOP } from '../shared/http.js';
 import { judge, retryDelay } from './backoff.js';
+import { CallbackPolicy } from './callback-policy.js';
+import { type CallbackMeta, callbackMessage, postCallback } from './callbacks.js';
 import { canBatch, type EventDelivery, type EventMeta, eventDelivery, type Settlement } from './formats.js';
 import type { Lease, NewMessage, Queue } from './queue.js';
 
@@ -30,18 +29,9 @@ export interface InvokeMeta {
   callbackUrl?: string;
 }
 
-/** A result to POST to an X-Callback-Url (queue "callback"). */
-export interface CallbackMeta {
-  kind: 'callback';
-  url: string;
-  fn: string;
-  callId: string;
-  status: number;
-  headers: [string, string][];
-  durationMs: number;
-}
-
 export interface DispatcherOptions {
+  /** Where callbacks may go (default: public addresses only). */
+  callbackPolicy?: CallbackPolicy;
   retryBaseMs?: number;
   retryMaxMs?: number;
   maxInFlight?: number;
@@ -54,7 +44,6 @@ export interface DispatcherOptions {
 const LEASE_MS = MAX_TIMEOUT_MS + 60_000;
 /** With nothing due, look again at least this often (a redrive or another writer may add work). */
 const IDLE_POLL_MS = 1_000;
-const CALLBACK_QUEUE = 'callback';
 
 export const functionQueue = (name: string) => `fn:${name}`;
 
@@ -73,6 +62,7 @@ export class Dispatcher {
   readonly #maxInFlight: number;
   readonly #now: () => number;
   readonly #random: () => number;
+  readonly #callbackPolicy: CallbackPolicy;
   readonly #inFlight = new Set<Promise<void>>();
   /** Messages leased and not yet settled (a batch is one delivery of several). */
   #leased = 0;
@@ -90,6 +80,7 @@ export class Dispatcher {
     this.#maxInFlight = opts.maxInFlight ?? MAX_DELIVERIES_IN_FLIGHT;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
+    this.#callbackPolicy = opts.callbackPolicy ?? new CallbackPolicy();
   }
 
   get inFlight(): number {
@@ -287,13 +278,8 @@ export class Dispatcher {
     }
     if (started >= m.expiresAt) {
       const error = `the event is older than the function's maxEventAge (${Math.round((m.expiresAt - m.enqueuedAt) / 1000)} s); last error: ${m.lastError ?? 'none'}`;
-      return this.#queue.deadLetter(
-        lease,
-        error,
-        undefined,
-        this.#callbacks(meta, m.id, { status: 500, headers: [], body: Buffer.from(error) }, 0),
-        this.#now(),
-      );
+      const followUps = this.#callbacks(meta, m.id, { status: 500, headers: [], body: Buffer.from(error) }, 0);
+      return this.#queue.deadLetter(lease, error, followUps[0] ? { callbackId: followUps[0].id } : undefined, followUps, this.#now());
     }
     let outcome: { status: number; headers: [string, string][]; body: Buffer } | { error: NimbusError };
     try {
@@ -314,9 +300,12 @@ export class Dispatcher {
             body: Buffer.from(JSON.stringify(outcome.error.toJSON())),
           }
         : outcome;
-    if (verdict !== 'retry') return this.#queue.complete(lease, { status: verdict, result: record }, this.#callbacks(meta, m.id, reply, durationMs), now);
+    // The callback goes out only with a final outcome; the record names it, so its fate can be looked up.
+    const followUps = this.#callbacks(meta, m.id, reply, durationMs);
+    const result = followUps[0] ? { ...record, callbackId: followUps[0].id } : record;
+    if (verdict !== 'retry') return this.#queue.complete(lease, { status: verdict, result }, followUps, now);
     const error = 'error' in outcome ? `${outcome.error.code}: ${outcome.error.message}` : `the function answered ${outcome.status}`;
-    return this.#retryOrDeadLetter(lease, error, now, record, this.#callbacks(meta, m.id, reply, durationMs));
+    return this.#retryOrDeadLetter(lease, error, now, result, followUps);
   }
 
   /** A failed attempt: another one after the backoff, or the dead letters once attempts or age run out. */
@@ -344,43 +333,28 @@ export class Dispatcher {
   }
 
   /** The callback for a final outcome, if the caller asked for one (OpenFaaS's X-Callback-Url). */
-  #callbacks(meta: InvokeMeta, callId: string, reply: { status: number; headers: [string, string][]; body: Buffer }, durationMs: number): NewMessage[] {
+  #callbacks(
+    meta: InvokeMeta,
+    callId: string,
+    reply: { status: number; headers: [string, string][]; body: Buffer },
+    durationMs: number,
+  ): (NewMessage & { id: string })[] {
     if (!meta.callbackUrl) return [];
-    const cb: CallbackMeta = { kind: 'callback', url: meta.callbackUrl, fn: meta.fn, callId, status: reply.status, headers: reply.headers, durationMs };
-    const now = this.#now();
-    return [
-      {
-        queue: CALLBACK_QUEUE,
-        meta: cb as unknown as Record<string, unknown>,
-        body: reply.body.subarray(0, MAX_RESULT_BYTES),
-        maxAttempts: CALLBACK_ATTEMPTS,
-        expiresAt: now + CALLBACK_MAX_AGE_MS,
-      },
-    ];
+    return [callbackMessage(meta.callbackUrl, meta.fn, callId, reply, durationMs, this.#now())];
   }
 
+  /** A refused callback is final: it is recorded as failed with the reason, never sent, never retried. */
   async #deliverCallback(lease: Lease, meta: CallbackMeta): Promise<void> {
-    const m = lease.message;
-    const headers = new Headers();
-    for (const [k, v] of meta.headers) if (!HOP_BY_HOP.has(k.toLowerCase()) && k.toLowerCase() !== 'content-length') headers.append(k, v);
-    headers.set('x-call-id', meta.callId);
-    headers.set('x-function-name', meta.fn);
-    headers.set('x-function-status', String(meta.status));
-    headers.set('x-duration-seconds', (meta.durationMs / 1000).toFixed(6));
-    let error: string;
-    try {
-      const res = await fetch(meta.url, { method: 'POST', headers, body: m.body, redirect: 'manual', signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS) });
-      await res.arrayBuffer().catch(() => {});
-      if (res.status < 300) return this.#queue.complete(lease, { status: 'succeeded', result: { status: res.status } }, [], this.#now());
-      error = `the callback URL answered ${res.status}`;
-    } catch (err) {
-      error = `the callback URL could not be reached: ${(err as Error).message}`;
+    const outcome = await postCallback(meta, lease.message.body, this.#callbackPolicy);
+    const now = this.#now();
+    if (outcome.ok) return this.#queue.complete(lease, { status: 'succeeded', result: { status: outcome.status } }, [], now);
+    if (outcome.refused) {
+      const error = { code: 'NIMBUS_CALLBACK_REFUSED', message: outcome.error };
+      return this.#queue.complete(lease, { status: 'failed', result: { error } }, [], now);
     }
-    return this.#retryOrDeadLetter(lease, error, this.#now());
+    return this.#retryOrDeadLetter(lease, outcome.error, now);
   }
 }
-
-const CALLBACK_MAX_AGE_MS = 3_600_000;
 
 /** What GET /v1/invocations/<id> shows of an attempt's outcome. */
 function recordOf(

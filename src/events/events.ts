@@ -3,6 +3,7 @@ import { MAX_QUEUED_EVENTS, RETRY_AFTER_S } from '../config/defaults.js';
 import type { CallDeps } from '../gateway/call.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import { NimbusError } from '../shared/errors.js';
+import { CallbackPolicy } from './callback-policy.js';
 import { Dispatcher, type DispatcherOptions, functionQueue, type InvokeMeta } from './dispatcher.js';
 import type { BucketSource, EventMeta, ObjectSummary, TopicSource } from './formats.js';
 import type { EnqueueResult, Message, NewMessage, Queue } from './queue.js';
@@ -52,6 +53,8 @@ export class Events {
   readonly queue: Queue;
   readonly dispatcher: Dispatcher;
   readonly scheduler: Scheduler;
+  /** Where X-Callback-Url results may go: checked when a request is accepted and again when the callback connects. */
+  readonly callbackPolicy: CallbackPolicy;
   readonly #deps: CallDeps;
   readonly #maxQueued: number;
   readonly #now: () => number;
@@ -59,7 +62,8 @@ export class Events {
 
   constructor(queue: Queue, deps: CallDeps, opts: EventsOptions = {}) {
     this.queue = queue;
-    this.dispatcher = new Dispatcher(queue, deps, opts);
+    this.callbackPolicy = opts.callbackPolicy ?? new CallbackPolicy();
+    this.dispatcher = new Dispatcher(queue, deps, { ...opts, callbackPolicy: this.callbackPolicy });
     this.#deps = deps;
     this.#maxQueued = opts.maxQueued ?? MAX_QUEUED_EVENTS;
     this.#now = opts.now ?? Date.now;
@@ -161,6 +165,7 @@ export class Events {
   }
 
   async invokeAsync(spec: FunctionSpec, req: AsyncRequest): Promise<EnqueueResult> {
+    if (req.callbackUrl !== undefined) this.callbackPolicy.checkUrl(req.callbackUrl);
     this.#checkRoom();
     const now = this.#now();
     const meta: InvokeMeta = {
@@ -194,6 +199,12 @@ export class Events {
   async invocation(id: string): Promise<Message | undefined> {
     const m = await this.queue.get(id);
     return m && m.meta.kind === 'invoke' ? m : undefined;
+  }
+
+  /** The callback message an invocation's record points at (its result's callbackId). */
+  async callback(id: string): Promise<Message | undefined> {
+    const m = await this.queue.get(id);
+    return m && m.meta.kind === 'callback' ? m : undefined;
   }
 
   listDead(fn: string, opts: { limit: number; after?: string }): Promise<Message[]> {

@@ -12,6 +12,8 @@
 export type MessageStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'dead';
 
 export interface NewMessage {
+  /** The message's id, if the producer picks it (a UUID, so that another record can point at it); else the queue makes one. */
+  id?: string;
   /** Which queue: "fn:<name>" for a function's events, "callback" for result callbacks. */
   queue: string;
   /** Opaque to the queue: what the consumer needs besides the body (JSON-serialisable). */

@@ -235,7 +235,7 @@ export class SqliteQueue implements Queue {
       const seen = this.#stmts.findKey.get(m.queue, m.idempotencyKey, now - IDEMPOTENCY_WINDOW_MS);
       if (seen) return { id: seen.id, duplicate: true };
     }
-    const id = randomUUID();
+    const id = m.id ?? randomUUID();
     this.#stmts.insert.run(id, m.queue, JSON.stringify(m.meta), m.body, m.maxAttempts, now, m.availableAt ?? now, m.expiresAt);
     if (m.idempotencyKey !== undefined) this.#stmts.putKey.run(m.queue, m.idempotencyKey, id, now);
     this.#open++;

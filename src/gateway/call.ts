@@ -7,6 +7,7 @@ import type { RequestHead, ResponseHead } from '../runtime/protocol/frames.js';
 import { NimbusError } from '../shared/errors.js';
 import type { Store } from '../store/store.js';
 import type { LogBuffer } from '../telemetry/log-buffer.js';
+import type { ByteBudget } from './lambda-auth.js';
 
 export interface CallDeps {
   registry: FunctionRegistry;
@@ -24,6 +25,8 @@ export interface CompatDeps extends CallDeps {
   token: string;
   store: Store;
   logs: LogBuffer;
+  /** The Lambda API's budget for bodies read before their signature can be checked. */
+  lambdaBodyBudget: ByteBudget;
 }
 
 /**

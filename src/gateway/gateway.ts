@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { MAX_ASYNC_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_REQUEST_BODY_BYTES, RETRY_AFTER_S } from '../config/defaults.js';
+import { GATEWAY_KEEP_ALIVE_TIMEOUT_MS, MAX_ASYNC_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_REQUEST_BODY_BYTES, RETRY_AFTER_S } from '../config/defaults.js';
 import { functionNameFromPath } from '../config/manifest.js';
 import type { FunctionPool, FunctionSpec } from '../runtime/function-pool.js';
 import type { Instance, InvocationSink } from '../runtime/instance.js';
 import type { ResponseHead } from '../runtime/protocol/frames.js';
+import { SERVER_OPTIONS } from '../shared/connection-limits.js';
 import { NimbusError, toNimbusError } from '../shared/errors.js';
-import { HOP_BY_HOP, REQUEST_ID_HEADER, readBody, sendError } from '../shared/http.js';
+import { closeIfBodyUnread, HOP_BY_HOP, REQUEST_ID_HEADER, readBody, sendError } from '../shared/http.js';
 import { acquireSlot, type CompatDeps } from './call.js';
 import { handleLambdaApi, LAMBDA_API_PREFIX } from './lambda-api.js';
-import { handleOpenFaasSystem } from './openfaas-api.js';
+import { handleOpenFaasSystem, isOpenFaasAuthorized } from './openfaas-api.js';
+import { checkSigV4Head } from './sigv4.js';
 
 export type GatewayDeps = CompatDeps;
 
@@ -22,6 +24,7 @@ const sendTextError: SendError = (res, err, requestId) => {
     res.destroy();
     return;
   }
+  closeIfBodyUnread(res);
   const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', [REQUEST_ID_HEADER]: requestId, ...e.headers };
   if (e.status === 429 || e.status === 503) headers['retry-after'] = String(RETRY_AFTER_S);
   res.writeHead(e.status, headers).end(`${e.message}\n`);
@@ -34,7 +37,7 @@ const sendTextError: SendError = (res, err, requestId) => {
  * AWS Lambda API under /2015-03-31/functions.
  */
 export function createGateway(deps: GatewayDeps): Server {
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     if (url.startsWith(LAMBDA_API_PREFIX)) {
       void handleLambdaApi(deps, req, res);
@@ -52,9 +55,23 @@ export function createGateway(deps: GatewayDeps): Server {
     } catch (err) {
       fail(res, err, requestId);
     }
+  };
+  const server = createServer(SERVER_OPTIONS, onRequest);
+  // "Expect: 100-continue": the APIs behind a credential invite the body only when the
+  // head passes their checks; a refused request never sends it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (mayContinue(deps, req)) res.writeContinue();
+    onRequest(req, res);
   });
-  server.keepAliveTimeout = 65_000;
+  server.keepAliveTimeout = GATEWAY_KEEP_ALIVE_TIMEOUT_MS;
   return server;
+}
+
+function mayContinue(deps: GatewayDeps, req: IncomingMessage): boolean {
+  const url = req.url ?? '/';
+  if (url.startsWith(LAMBDA_API_PREFIX)) return !('code' in checkSigV4Head({ method: req.method ?? 'GET', url, headers: req.headers }, 'lambda'));
+  if (url.startsWith('/system/')) return isOpenFaasAuthorized(deps, req);
+  return true;
 }
 
 /** The ways into a function: sync or queued, Nimbus's own routes or OpenFaaS's (plain-text errors). */
@@ -125,15 +142,10 @@ async function invokeAsync(
   openfaas: boolean,
 ): Promise<void> {
   const callbackUrl = header(req, 'x-callback-url');
-  if (callbackUrl !== undefined && !/^https?:\/\/[^\s]+$/i.test(callbackUrl)) {
-    req.resume();
-    throw new NimbusError('NIMBUS_INVALID_REQUEST', `X-Callback-Url must be an http:// or https:// URL, got ${JSON.stringify(callbackUrl.slice(0, 200))}`, {
-      hint: 'send the full URL that should receive the result, e.g. X-Callback-Url: https://example.com/done',
-    });
-  }
+  // Before the body is read: a URL aimed at loopback, link-local or private addresses is refused (400 NIMBUS_CALLBACK_REFUSED).
+  if (callbackUrl !== undefined) deps.events.callbackPolicy.checkUrl(callbackUrl);
   const idempotencyKey = header(req, 'idempotency-key');
   if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH)) {
-    req.resume();
     throw new NimbusError('NIMBUS_INVALID_REQUEST', `Idempotency-Key must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`, {
       hint: 'use a unique id per logical request, e.g. a UUID',
     });

@@ -4,34 +4,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { zipSync } from 'fflate';
 import { stringify as toYaml } from 'yaml';
 import { readBundleZip } from '../artifacts/artifact-store.js';
-import { MAX_ASYNC_BODY_BYTES, MAX_BUNDLE_BYTES, MAX_REQUEST_BODY_BYTES } from '../config/defaults.js';
+import { MAX_ASYNC_BODY_BYTES, MAX_LAMBDA_CREATE_BODY_BYTES, MAX_LAMBDA_OTHER_BODY_BYTES, MAX_REQUEST_BODY_BYTES } from '../config/defaults.js';
 import { validateFunctionName } from '../config/manifest.js';
 import type { FunctionSpec } from '../runtime/function-pool.js';
 import { findPython } from '../runtime/launcher.js';
-import { type NimbusError, toNimbusError } from '../shared/errors.js';
-import { readBody } from '../shared/http.js';
+import { toNimbusError } from '../shared/errors.js';
+import { closeIfBodyUnread } from '../shared/http.js';
 import type { FunctionRecord } from '../store/store.js';
 import { apiGatewayResult, httpFromApiGatewayEvent, type PayloadFormat } from './apigw.js';
 import { type BufferedRequest, type CallDeps, type CompatDeps, callFunction } from './call.js';
-import { verifySigV4 } from './sigv4.js';
+import { LambdaError, readSignedRequest } from './lambda-auth.js';
 
 export const LAMBDA_API_PREFIX = '/2015-03-31/functions';
 const ACCOUNT = '000000000000';
 /** Lambda's limit on the log tail returned with LogType: Tail. */
 const LOG_TAIL_BYTES = 4096;
 const DEFAULT_MAX_ITEMS = 50;
-
-/** An error in the Lambda API's own shape: x-amzn-ErrorType plus {Type, Message}. */
-class LambdaError extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: string,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
 
 const notFound = (arn: string) => new LambdaError(404, 'ResourceNotFoundException', `Function not found: ${arn}`);
 const invalidParameter = (message: string) => new LambdaError(400, 'InvalidParameterValueException', message);
@@ -56,19 +44,8 @@ async function route(deps: CompatDeps, req: IncomingMessage, res: ServerResponse
   const method = req.method ?? 'GET';
   const path = url.split('?')[0].slice(LAMBDA_API_PREFIX.length);
   const parts = path.split('/').filter(Boolean);
-  const limit = method === 'POST' && parts.length === 0 ? Math.ceil((MAX_BUNDLE_BYTES * 4) / 3) + 64 * 1024 : MAX_REQUEST_BODY_BYTES;
-  let body: Buffer;
-  try {
-    body = await readBody(req, limit, 'NIMBUS_PAYLOAD_TOO_LARGE');
-  } catch (err) {
-    res.setHeader('connection', 'close');
-    if ((err as NimbusError).code === 'NIMBUS_PAYLOAD_TOO_LARGE')
-      throw new LambdaError(413, 'RequestTooLargeException', `Request must be smaller than ${limit} bytes for this operation`);
-    throw err;
-  }
-  const auth = await verifySigV4({ method, url, headers: req.headers }, body, 'lambda', deps.token);
-  if ('code' in auth) throw new LambdaError(403, auth.code, auth.message);
-  const ctx: ApiContext = { deps, region: auth.region, requestId };
+  const { body, caller } = await readSignedRequest(req, deps.token, bodyLimit(method, parts, req), deps.lambdaBodyBudget);
+  const ctx: ApiContext = { deps, region: caller.region, requestId };
   const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
 
   if (parts.length === 0) {
@@ -90,6 +67,13 @@ async function route(deps: CompatDeps, req: IncomingMessage, res: ServerResponse
     if (parts.length === 2 && parts[1] === 'invocations' && method === 'POST') return invoke(ctx, target, req, res, body);
   }
   throw new LambdaError(404, 'UnknownOperationException', `Nimbus does not implement ${method} ${LAMBDA_API_PREFIX}${path}; see docs/compatibility.md`);
+}
+
+/** The most a request may carry for its operation, as on Lambda: the body is read no further. */
+function bodyLimit(method: string, parts: string[], req: IncomingMessage): number {
+  if (method === 'POST' && parts.length === 0) return MAX_LAMBDA_CREATE_BODY_BYTES;
+  if (method === 'POST' && parts[1] === 'invocations') return req.headers['x-amz-invocation-type'] === 'Event' ? MAX_ASYNC_BODY_BYTES : MAX_REQUEST_BODY_BYTES;
+  return MAX_LAMBDA_OTHER_BODY_BYTES;
 }
 
 interface ApiContext {
@@ -265,9 +249,7 @@ async function invoke(ctx: ApiContext, target: Target, req: IncomingMessage, res
     return;
   }
   if (type === 'Event') {
-    if (payload.length > MAX_ASYNC_BODY_BYTES)
-      throw new LambdaError(413, 'RequestTooLargeException', `Request must be smaller than ${MAX_ASYNC_BODY_BYTES} bytes for the Event invocation type`);
-    // Committed to the durable queue before the 202; retries and dead letters as for /async.
+    // The body was read no further than MAX_ASYNC_BODY_BYTES (bodyLimit). Committed to the durable queue before the 202; retries and dead letters as for /async.
     const { id } = await deps.events.invokeAsync(spec, { method: 'POST', path: '/', headers: [], body: payload, sourceIp: base.sourceIp, format: 'lambda' });
     res.writeHead(202, { 'x-amzn-requestid': id, 'content-length': '0' }).end();
     return;
@@ -402,6 +384,7 @@ function sendLambdaError(res: ServerResponse, err: unknown, requestId: string): 
     res.destroy();
     return;
   }
+  closeIfBodyUnread(res);
   const body = JSON.stringify({ Type: e.status >= 500 ? 'Service' : 'User', Message: e.message, ...e.extra });
   const headers: Record<string, string | number> = {
     'content-type': 'application/json',

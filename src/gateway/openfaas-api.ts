@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validateFunctionName } from '../config/manifest.js';
-import { readBody } from '../shared/http.js';
+import { closeIfBodyUnread, readBody } from '../shared/http.js';
 import type { FunctionRecord, LogEntry } from '../store/store.js';
 import { NIMBUS_VERSION } from '../version.js';
 import type { CompatDeps } from './call.js';
@@ -39,18 +39,23 @@ export async function handleOpenFaasSystem(deps: CompatDeps, req: IncomingMessag
     }
     const e = err instanceof FaasError ? err : new FaasError(500, err instanceof Error ? err.message : String(err));
     if (!(err instanceof FaasError)) console.error('nimbus: internal error in the OpenFaaS API', err);
+    closeIfBodyUnread(res);
     const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
     if (e.status === 401) headers['www-authenticate'] = 'Basic realm="Restricted"';
     res.writeHead(e.status, headers).end(`${e.message}\n`);
   }
 }
 
-function authorize(deps: CompatDeps, req: IncomingMessage): void {
+export function isOpenFaasAuthorized(deps: CompatDeps, req: IncomingMessage): boolean {
   const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(req.headers.authorization ?? '');
   const [user, ...rest] = m ? Buffer.from(m[1], 'base64').toString('utf8').split(':') : [];
   const password = rest.join(':');
-  const ok = user === OPENFAAS_USER && timingSafeEqual(digest(password), digest(deps.token));
-  if (!ok) throw new FaasError(401, 'invalid credentials');
+  return user === OPENFAAS_USER && timingSafeEqual(digest(password), digest(deps.token));
+}
+
+/** Runs before any route, so before any body is read. */
+function authorize(deps: CompatDeps, req: IncomingMessage): void {
+  if (!isOpenFaasAuthorized(deps, req)) throw new FaasError(401, 'invalid credentials');
 }
 
 async function route(deps: CompatDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {

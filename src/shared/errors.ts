@@ -9,6 +9,10 @@
 export const ERROR_CODES = {
   NIMBUS_AUTH_REQUIRED: { status: 401, hint: 'send the admin token as "Authorization: Bearer <token>"; `nimbus up` printed where it is stored' },
   NIMBUS_AUTH_INVALID: { status: 401, hint: 'the token does not match; read it again from <data-dir>/admin-token or NIMBUS_TOKEN' },
+  NIMBUS_HOST_NOT_ALLOWED: {
+    status: 421,
+    hint: 'the admin API answers only to its own address, localhost, 127.0.0.1 and [::1]; use the URL `nimbus up` printed, or start it with `--admin-host <name>`',
+  },
   NIMBUS_NOT_FOUND: { status: 404, hint: 'check the path against docs/admin-api.md' },
   NIMBUS_METHOD_NOT_ALLOWED: { status: 405, hint: 'check the method against docs/admin-api.md' },
   NIMBUS_INVALID_NAME: { status: 400, hint: 'use 1-63 characters: lower-case letters, digits and "-", starting with a letter and not ending with "-"' },
@@ -27,7 +31,15 @@ export const ERROR_CODES = {
   NIMBUS_RANGE_NOT_SATISFIABLE: { status: 416, hint: 'ask for a range inside the object: Content-Range says its size (bytes */<size>)' },
   NIMBUS_TOPIC_NOT_FOUND: { status: 404, hint: 'no function subscribes to the topic; add it under triggers.topics in a nimbus.yaml and deploy' },
   NIMBUS_UNAUTHORIZED_BINDING: { status: 403, hint: 'the function can reach only the KV namespaces, buckets and topics bound in its nimbus.yaml' },
+  NIMBUS_CALLBACK_REFUSED: {
+    status: 400,
+    hint: 'callbacks may reach public addresses only; use a public URL, or have the operator allow the target with `nimbus up --callback-allow <cidr>`',
+  },
   NIMBUS_QUEUE_FULL: { status: 429, hint: 'too many events are waiting; retry after the Retry-After delay, or let the backlog drain' },
+  NIMBUS_TOO_MANY_CONNECTIONS: {
+    status: 503,
+    hint: 'close idle connections or reuse fewer at once; an operator can raise `nimbus up --max-connections-per-client` (e.g. behind a proxy)',
+  },
   NIMBUS_SHUTTING_DOWN: { status: 503, hint: 'the platform is draining; retry against a running platform' },
   NIMBUS_FUNCTION_TIMEOUT: { status: 504, hint: 'the function ran past its timeout; raise `timeout` in nimbus.yaml or make it faster' },
   NIMBUS_MEMORY_LIMIT: { status: 502, hint: 'the instance used more than its memory limit; raise `memory` in nimbus.yaml or use less' },

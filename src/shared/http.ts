@@ -26,6 +26,7 @@ export function sendError(res: ServerResponse, err: unknown, requestId?: string)
     [ERROR_CODE_HEADER]: e.code,
   };
   if (requestId) headers[REQUEST_ID_HEADER] = requestId;
+  if (hasUnreadBody(res.req)) headers.connection = 'close';
   if (e.status === 429 || e.status === 503) headers['retry-after'] = RETRY_AFTER_S;
   Object.assign(headers, e.headers);
   res.writeHead(e.status, headers);
@@ -36,6 +37,22 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, ex
   const body = JSON.stringify(value);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extra });
   res.end(body);
+}
+
+/** The request declared a body that has not been read to its end. */
+export function hasUnreadBody(req: IncomingMessage | undefined): boolean {
+  if (!req || req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * Answering before the body was read (a refusal) closes the connection afterwards.
+ * Otherwise Node would read the rest of the body, however large, to reuse the
+ * connection: a refused upload would still cost its whole size.
+ */
+export function closeIfBodyUnread(res: ServerResponse): void {
+  if (!res.headersSent && hasUnreadBody(res.req)) res.setHeader('connection', 'close');
 }
 
 /** Reads a whole request body, failing with 413 past the limit (checked on Content-Length first). */

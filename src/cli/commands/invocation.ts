@@ -14,6 +14,8 @@ export interface InvocationView {
   completedAt: string | null;
   lastError: string | null;
   result: { status?: number; body?: string; bodyEncoding?: string; error?: { code: string; message: string } } | null;
+  /** The X-Callback-Url delivery, once the invocation finished. */
+  callback?: { url: string; status: string; attempts: number; lastError: string | null; result: { error?: { message: string } } | null } | null;
 }
 
 export async function fetchInvocation(target: Target, id: string): Promise<InvocationView> {
@@ -36,6 +38,11 @@ export function printInvocation(v: InvocationView): void {
   else if (r?.status !== undefined) {
     const body = r.bodyEncoding === 'base64' ? `(${Buffer.from(r.body ?? '', 'base64').length} bytes of binary)` : (r.body ?? '');
     print(`  result     ${r.status} ${body.length > 500 ? `${body.slice(0, 500)}…` : body}`);
+  }
+  const cb = v.callback;
+  if (cb) {
+    const why = cb.result?.error?.message ?? cb.lastError;
+    print(`  callback   ${cb.status} (attempt ${cb.attempts})${why ? `: ${why}` : ''}`);
   }
 }
 

@@ -4,11 +4,15 @@ import { fileURLToPath } from 'node:url';
 import {
   DEFAULT_ADMIN_PORT,
   DEFAULT_DATA_DIR,
+  DEFAULT_GATEWAY_MAX_CONNECTIONS,
+  DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT,
   DEFAULT_GATEWAY_PORT,
   DEFAULT_HOST,
   DEFAULT_MAX_INSTANCES,
   DEFAULT_WARM_POOL_SIZE,
+  MAX_CONNECTIONS_LIMIT,
 } from '../../config/defaults.js';
+import { adminHostProblem, cidrProblem } from '../../config/edge.js';
 import type { Platform } from '../../platform.js';
 import { NimbusError, toNimbusError } from '../../shared/errors.js';
 import { NIMBUS_VERSION } from '../../version.js';
@@ -25,6 +29,26 @@ function port(value: unknown, flag: string, fallback: number): number {
     throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--${flag} must be a port number from 0 to 65535; got ${JSON.stringify(value)}`);
   return n;
 }
+
+/** A flag's whole number of connections, or undefined for the default. */
+function count(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_CONNECTIONS_LIMIT)
+    throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--${flag} must be a whole number from 1 to ${MAX_CONNECTIONS_LIMIT}; got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** A repeatable flag's values, each checked: every bad one is named. */
+function checkedList(value: unknown, flag: string, problem: (v: string) => string | undefined): string[] {
+  const values = list(value);
+  const problems = values.map(problem).filter((p) => p !== undefined);
+  if (problems.length > 0) throw new NimbusError('NIMBUS_INVALID_ARGUMENT', `--${flag}: ${problems.join('; ')}`);
+  return values;
+}
+
+/** A repeatable flag's values. */
+const list = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : []);
 
 export const up: Command = {
   name: 'up',
@@ -50,6 +74,19 @@ Options:
                       process, with no sandbox. Not a security boundary: trusted code only.
                       Without it such deploys get NIMBUS_THREAD_ISOLATION_DISABLED and
                       thread functions already deployed run as processes
+  --max-connections <n>
+                      open gateway connections, from all clients (default ${DEFAULT_GATEWAY_MAX_CONNECTIONS},
+                      at most half the open-file limit); past it, 503 and closed
+  --max-connections-per-client <n>
+                      open gateway connections from one IP address (default
+                      ${DEFAULT_GATEWAY_MAX_CONNECTIONS_PER_CLIENT}); behind a proxy, raise it to --max-connections
+  --admin-host <name> also answer admin requests whose Host is this name (or name:port),
+                      e.g. the name of a proxy in front; repeatable. The admin API
+                      answers only to its address, localhost, 127.0.0.1 and [::1]
+  --callback-allow <cidr>
+                      let X-Callback-Url results reach this loopback, private or
+                      reserved range (e.g. 127.0.0.1/32); repeatable. Default: public
+                      addresses only
   --json              print the URLs as one JSON line once ready`,
   options: {
     port: { type: 'string' },
@@ -60,6 +97,10 @@ Options:
     'max-instances': { type: 'string' },
     'insecure-no-sandbox': { type: 'boolean' },
     'allow-thread-isolation': { type: 'boolean' },
+    'max-connections': { type: 'string' },
+    'max-connections-per-client': { type: 'string' },
+    'callback-allow': { type: 'string', multiple: true },
+    'admin-host': { type: 'string', multiple: true },
   },
   async run(_positionals, values) {
     const warm = values['warm-pool'] === undefined ? DEFAULT_WARM_POOL_SIZE : Number(values['warm-pool']);
@@ -85,6 +126,14 @@ Options:
       maxInstances,
       sandbox: values['insecure-no-sandbox'] === true ? 'off' : 'auto',
       allowThreadIsolation: values['allow-thread-isolation'] === true,
+      callbackAllow: checkedList(values['callback-allow'], 'callback-allow', cidrProblem),
+      adminHosts: checkedList(values['admin-host'], 'admin-host', adminHostProblem),
+      connections: {
+        gateway: {
+          total: count(values['max-connections'], 'max-connections'),
+          perClient: count(values['max-connections-per-client'], 'max-connections-per-client'),
+        },
+      },
     });
     const json = values.json === true;
     const deployed = values.examples ? await deployExamples(platform, json) : [];

@@ -116,6 +116,8 @@ export function startSandboxHost(ctx: SandboxContext, start: SandboxStart, event
     sandboxPid = pid;
     return pid;
   });
+  // A sandbox stopped before it started reports no pid: its exit says why, to whoever waits.
+  sandboxPidKnown.catch(() => {});
 
   // 3. network: once the program runs (READY), so that bubblewrap has finished setting up
   // the namespace's loopback: configuring routes while it does makes its netlink calls fail.
