@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cleanEnv, eventually, functionDir, REPO_ROOT, tempDir, testNoLeakedChildren } from './helpers.js';
@@ -25,6 +25,25 @@ async function up(dataDir: string): Promise<{ child: ChildProcess; gatewayUrl: s
     });
     child.once('exit', (code) => reject(new Error(`nimbus up exited with ${code}: ${stderr}`)));
   });
+}
+
+/**
+ * Processes a platform on `dataDir` left behind: its sandboxes (their bubblewrap command
+ * lines name the data dir) and any slirp4netns whose sandbox is gone.
+ */
+function leftovers(dataDir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0');
+      if (cmd.some((arg) => arg.startsWith(dataDir))) out.push(`${entry} ${cmd[0]}`);
+      if (cmd[0].endsWith('slirp4netns') && !existsSync(`/proc/${cmd.at(-3)}`)) out.push(`${entry} ${cmd.join(' ')}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }
 
 /** Every key of a KV namespace, through the admin API. */
@@ -111,6 +130,8 @@ test(`SIGKILL at random moments while clients send async invocations, ${ROUNDS} 
     console.log(`durability: ${accepted.size} accepted over ${ROUNDS} kills (after ${kills.join(', ')} ms), ${lost.length} lost`);
     assert.ok(accepted.size > ROUNDS * 10, `the clients got events accepted (${accepted.size})`);
     assert.deepEqual(lost, [], 'no accepted invocation is lost');
+    // Ten platforms died by SIGKILL: none of their sandboxes, nor the slirp4netns of one, outlives them.
+    await eventually(() => leftovers(dataDir).length === 0 || undefined, 5_000, 'every sandbox of a killed platform to be gone');
   } finally {
     for (const p of platforms) if (p.exitCode === null) p.kill('SIGKILL');
   }

@@ -56,7 +56,7 @@ describe('without a sandbox', () => {
     assert.match(info.sandbox.reason, /--insecure-no-sandbox/);
     await t.deploySource('plain', 'export default { fetch: () => Response.json({ pid: process.pid }) };');
     const { pid } = (await (await t.gw('/fn/plain')).json()) as { pid: number };
-    assert.notEqual(pid, 1, 'not PID 1 of a namespace of its own: a plain process');
+    assert.ok(pid > 2, 'not in a PID namespace of its own: a plain process');
   });
 });
 

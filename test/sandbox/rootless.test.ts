@@ -6,12 +6,12 @@
  * The test runs `nimbus up` as an unprivileged uid of its own (it needs root to do so).
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { buildFunction } from '../../src/build/bundle.js';
-import { functionDir, tempDir, testNoLeakedChildren } from '../helpers.js';
+import { functionDir, REPO_ROOT, tempDir, testNoLeakedChildren } from '../helpers.js';
 import { startUp } from '../sandbox-helpers.js';
 import { PYTHON_PROBE } from './probes.js';
 
@@ -19,7 +19,15 @@ import { PYTHON_PROBE } from './probes.js';
 const USER = 4_242;
 const root = process.getuid?.() === 0;
 
+/** The first folder above the checkout that another user cannot pass through, if any. */
+function unreachableAncestor(): string | undefined {
+  for (let dir = REPO_ROOT; dir !== '/'; dir = dirname(dir)) if ((statSync(dir).mode & 0o001) === 0) return dir;
+  return undefined;
+}
+
 describe('as an ordinary user', { skip: !root && process.env.CI !== 'true' ? 'needs root to start the platform as another user' : false }, async () => {
+  const blocked = unreachableAncestor();
+  assert.equal(blocked, undefined, `${blocked} is closed to other users, so the platform cannot run as one: chmod o+x it (.ci/run does)`);
   const dir = tempDir('nimbus-rootless-');
   chownSync(dir, USER, USER);
   chmodSync(dir, 0o755);

@@ -86,9 +86,9 @@ export function bwrapArgs(layout: SandboxLayout, spec: SandboxSpec): string[] {
     '--unshare-cgroup-try',
     '--hostname',
     spec.hostname,
-    // The instance's program is PID 1: it gets SIGTERM from the platform, and when it
-    // exits the kernel ends every process left in the namespace (no setsid escape).
-    '--as-pid-1',
+    // bubblewrap's own init is PID 1: it keeps --die-with-parent's death signal (the
+    // program's is cleared when setpriv changes its uid), and when the program exits, init
+    // exits and the kernel ends every process left in the namespace (no setsid escape).
     '--die-with-parent',
     '--new-session',
   ];
@@ -103,7 +103,13 @@ export function bwrapArgs(layout: SandboxLayout, spec: SandboxSpec): string[] {
   }
   for (const dir of layout.extraRuntimeDirs) args.push('--ro-bind', dir, dir);
   args.push('--perms', '0755', '--dir', '/etc');
-  for (const file of ETC_FILES) if (existsSync(file)) args.push('--ro-bind', file, file);
+  for (const file of ETC_FILES) {
+    if (!existsSync(file)) continue;
+    // A symlink stays one (/etc/localtime → zoneinfo/...): time zone code reads the link's
+    // name, and without it scans every zoneinfo file for one that matches.
+    if (lstatSync(file).isSymbolicLink()) args.push('--symlink', readlinkSync(file), file);
+    else args.push('--ro-bind', file, file);
+  }
   args.push(
     '--ro-bind',
     spec.passwdFile,

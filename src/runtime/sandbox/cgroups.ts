@@ -34,6 +34,8 @@ export interface InstanceCgroup {
   residentMB(): number;
   /** The processes in the group (host pids). */
   pids(): number[];
+  /** SIGKILLs every process in the group: whatever the instance started, however it detached. */
+  killAll(): void;
   /** The kernel killed a process of the group for want of memory. */
   oomKilled(): boolean;
   /** Removes the groups, which only works once every process in them is gone; true when they are. Idempotent. */
@@ -102,6 +104,7 @@ export class Cgroups {
         return (pages * PAGE_BYTES) / 1_048_576;
       },
       pids: () => readPids(memory),
+      killAll: () => killPids(pids),
       oomKilled() {
         try {
           const m = /^oom_kill (\d+)$/m.exec(readFileSync(join(memory, 'memory.oom_control'), 'latin1'));
@@ -164,6 +167,23 @@ function readPids(dir: string): number[] {
   }
 }
 
+/** Passes over a group's processes, for ones forked while the last pass ran. */
+const KILL_PASSES = 10;
+
+function killPids(dir: string): void {
+  for (let pass = 0; pass < KILL_PASSES; pass++) {
+    const pids = readPids(dir);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+}
+
 function listDirs(dir: string): string[] {
   try {
     return readdirSync(dir, { withFileTypes: true })
@@ -190,7 +210,11 @@ function removeStale(dir: string): void {
     const m = /^nimbus-(\d+)(?:-\d+)?$/.exec(name);
     if (!m || Number(m[1]) === process.pid || isAlive(Number(m[1]))) continue;
     const stale = join(dir, name);
-    for (const child of listDirs(stale)) rmdirQuiet(join(stale, child));
+    for (const child of listDirs(stale)) {
+      // A sandbox caught early in its start when its platform died can outlive it: end it now.
+      killPids(join(stale, child));
+      rmdirQuiet(join(stale, child));
+    }
     rmdirQuiet(stale);
   }
 }

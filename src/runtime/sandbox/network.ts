@@ -106,8 +106,19 @@ export function attachUplink(tools: NetworkTools, pid: number): Promise<Uplink> 
   return new Promise((resolve, reject) => {
     const child = spawn(
       slirp,
-      ['--configure', `--mtu=${SLIRP_MTU}`, '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', String(pid), 'tap0'],
-      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {} },
+      // --exit-fd: the other end is the platform's; if the platform dies, slirp4netns goes too.
+      [
+        '--configure',
+        `--mtu=${SLIRP_MTU}`,
+        '--disable-host-loopback',
+        '--enable-sandbox',
+        '--enable-seccomp',
+        '--ready-fd=3',
+        '--exit-fd=4',
+        String(pid),
+        'tap0',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], env: {} },
     );
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => {

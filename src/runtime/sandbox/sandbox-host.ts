@@ -4,15 +4,15 @@
  *
  * Lifecycle, as the code goes:
  *   1. prepare   the instance's folder (code/, passwd, group) and cgroups
- *   2. spawn     /bin/sh joins the cgroups, sets rlimits and execs bubblewrap, which
- *                builds the view (bwrap.ts), loads the seccomp filter and starts the
- *                shim as PID 1 of its namespace, under its own uid, frames on fd 3
+ *   2. spawn     /bin/sh joins the cgroups, prlimit sets rlimits, bubblewrap builds the
+ *                view (bwrap.ts), starts its init as PID 1 of the new namespaces, loads
+ *                the seccomp filter and starts the shim under its own uid, frames on fd 3
  *   3. network   once the program says READY: prohibit routes, then slirp4netns
  *                for outbound access
  *   4. specialise  the function's bundle linked into code/ (read-only at /var/task),
  *                its limits, its network policy: then LOAD
- *   5. exit      the shim (PID 1) exits or is killed: the kernel ends every process in
- *                the namespace; slirp4netns stops, cgroups and the folder are removed
+ *   5. exit      the shim exits or is killed: init exits, the kernel ends every process
+ *                in the namespace; slirp4netns stops, cgroups and the folder are removed
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, copyFileSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -134,14 +134,19 @@ export function startSandboxHost(ctx: SandboxContext, start: SandboxStart, event
   };
 
   const killAll = () => {
+    // Init (PID 1) takes the namespace with it; the group ends bubblewrap's monitor; the
+    // cgroup holds anything else, even a process caught early in the sandbox's start.
     if (sandboxPid !== undefined) signal(sandboxPid, 'SIGKILL');
     if (proc.pid !== undefined) signal(-proc.pid, 'SIGKILL');
+    cgroup?.killAll();
   };
+  /** The shim: the one child of the sandbox's init. */
+  const shimPid = (): number | undefined => (sandboxPid === undefined ? undefined : childrenOf(sandboxPid)[0]);
   let spawnError: string | undefined;
   const exit = new Promise<HostExit>((resolve) => {
     proc.once('exit', (code, sig) => {
       exited = true;
-      // PID 1 is gone, so the kernel is ending the rest of the namespace; make sure.
+      // Init is gone, so the kernel is ending the rest of the namespace; make sure.
       killAll();
       const outOfMemory = cgroup?.oomKilled() ?? false;
       void uplink?.stop();
@@ -164,9 +169,10 @@ export function startSandboxHost(ctx: SandboxContext, start: SandboxStart, event
     stderr: proc.stderr,
     exit,
     prepare,
-    // The shim is PID 1 of its namespace: it takes SIGTERM (it has a handler) and finishes its work.
+    // The shim takes SIGTERM (it has a handler) and finishes its work; init follows it out.
     stop: () => {
-      if (sandboxPid !== undefined) signal(sandboxPid, 'SIGTERM');
+      const shim = shimPid();
+      if (shim !== undefined) signal(shim, 'SIGTERM');
       else killAll();
     },
     kill: killAll,
