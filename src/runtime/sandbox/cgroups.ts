@@ -121,11 +121,17 @@ export class Cgroups {
     };
   }
 
-  /** Removes the platform's own groups (at stop, once every instance is gone). */
+  /**
+   * Removes the platform's own groups (at stop, once every instance is gone), ending
+   * first any process still in one: nothing a sandbox started outlives its platform.
+   */
   close(): void {
     for (const c of CONTROLLERS) {
       const dir = this.#parents[c];
-      for (const child of listDirs(dir)) rmdirQuiet(join(dir, child));
+      for (const child of listDirs(dir)) {
+        killPids(join(dir, child));
+        rmdirQuiet(join(dir, child));
+      }
       rmdirQuiet(dir);
     }
   }
