@@ -30,7 +30,7 @@ export interface InstanceCgroup {
   /** Files to write the sandbox's first process into, one per controller. */
   readonly procFiles: string[];
   setLimits(limits: InstanceLimits): void;
-  /** Resident memory of every process in the group, in MB. */
+  /** Anonymous memory of the whole group (heap, buffers, child processes), in MB. */
   residentMB(): number;
   /** The processes in the group (host pids). */
   pids(): number[];
@@ -98,10 +98,15 @@ export class Cgroups {
     return {
       procFiles: dirs.map((d) => join(d, 'cgroup.procs')),
       setLimits,
+      // The group's own count of anonymous memory: pages a fork shares are counted once
+      // (adding up each process's resident set counts them in every process).
       residentMB() {
-        let pages = 0;
-        for (const pid of readPids(memory)) pages += residentPages(pid);
-        return (pages * PAGE_BYTES) / 1_048_576;
+        try {
+          const m = /^total_rss (\d+)$/m.exec(readFileSync(join(memory, 'memory.stat'), 'latin1'));
+          return m ? Number(m[1]) / 1_048_576 : 0;
+        } catch {
+          return 0;
+        }
       },
       pids: () => readPids(memory),
       killAll: () => killPids(pids),
@@ -137,7 +142,6 @@ export class Cgroups {
   }
 }
 
-const PAGE_BYTES = 4096;
 /** Several platforms may run in one process (tests): each gets groups of its own. */
 let platformSeq = 0;
 
