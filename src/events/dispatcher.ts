@@ -7,7 +7,7 @@ import {
   RETRY_MAX_DELAY_MS,
 } from '../config/defaults.js';
 import { type BufferedRequest, type CallDeps, callFunction } from '../gateway/call.js';
-import { requestFor as lambdaRequest } from '../gateway/lambda-api.js';
+import { requestFor as lambdaRequest } from '../gateway/lambda-request.js';
 import { type NimbusError, toNimbusError } from '../shared/errors.js';
 import { judge, retryDelay } from './backoff.js';
 import { CallbackPolicy } from './callback-policy.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Cron } from 'croner';
 import type { BufferedRequest, BufferedResponse } from '../gateway/call.js';
-import { EVENT_STYLES } from '../gateway/lambda-api.js';
+import { EVENT_STYLES } from '../gateway/lambda-request.js';
 import { judge } from './backoff.js';
 import type { Message } from './queue.js';
 

@@ -1,32 +1,14 @@
 import type { FunctionRegistry } from '../control/registry.js';
-import type { Events } from '../events/events.js';
 import type { FunctionPool, FunctionSpec } from '../runtime/function-pool.js';
 import type { Instance } from '../runtime/instance.js';
 import type { RuntimeManager } from '../runtime/manager.js';
 import type { RequestHead, ResponseHead } from '../runtime/protocol/frames.js';
 import { NimbusError } from '../shared/errors.js';
-import type { Store } from '../store/store.js';
-import type { LogBuffer } from '../telemetry/log-buffer.js';
-import type { ByteBudget } from './lambda-auth.js';
 
 export interface CallDeps {
   registry: FunctionRegistry;
   runtime: RuntimeManager;
   isDraining(): boolean;
-}
-
-/** What the compatible APIs (Lambda, OpenFaaS) need besides invoking: auth, records, logs. */
-export interface CompatDeps extends CallDeps {
-  /** The durable queue: async invokes, Lambda Event invokes, OpenFaaS /async-function. */
-  events: Events;
-  /** Where the admin API listens, for status URLs. */
-  adminUrl(): string;
-  /** The admin token: the Lambda API's secret access key and the OpenFaaS basic-auth password. */
-  token: string;
-  store: Store;
-  logs: LogBuffer;
-  /** The Lambda API's budget for bodies read before their signature can be checked. */
-  lambdaBodyBudget: ByteBudget;
 }
 
 /**

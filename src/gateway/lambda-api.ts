@@ -11,9 +11,11 @@ import { findPython } from '../runtime/launcher.js';
 import { toNimbusError } from '../shared/errors.js';
 import { closeIfBodyUnread } from '../shared/http.js';
 import type { FunctionRecord } from '../store/store.js';
-import { apiGatewayResult, httpFromApiGatewayEvent, type PayloadFormat } from './apigw.js';
-import { type BufferedRequest, type CallDeps, type CompatDeps, callFunction } from './call.js';
+import { apiGatewayResult, type PayloadFormat } from './apigw.js';
+import { type CallDeps, callFunction } from './call.js';
+import type { CompatDeps } from './compat-deps.js';
 import { LambdaError, readSignedRequest } from './lambda-auth.js';
+import { type LambdaRequest, requestFor } from './lambda-request.js';
 
 export const LAMBDA_API_PREFIX = '/2015-03-31/functions';
 const ACCOUNT = '000000000000';
@@ -276,27 +278,6 @@ const ERROR_TYPES: Partial<Record<string, string>> = {
   NIMBUS_HANDLER_NOT_FOUND: 'Runtime.HandlerNotFound',
   NIMBUS_INVALID_RESPONSE: 'Runtime.InvalidResponse',
 };
-
-/** Styles that take an event and return a result; the others are HTTP handlers. */
-export const EVENT_STYLES: ReadonlySet<string> = new Set(['lambda', 'openwhisk', 'lambda-runtime']);
-
-interface LambdaRequest extends BufferedRequest {
-  /** For an HTTP handler driven by an API Gateway event: the result's payload format. */
-  apiGateway?: PayloadFormat;
-}
-
-/**
- * What the function gets for a payload. Event styles get it as their event. An HTTP
- * handler gets the request an API Gateway event describes (and answers with an API
- * Gateway result), or else a POST of the payload as JSON (and answers with its body).
- */
-export function requestFor(style: string, base: { requestId: string; sourceIp: string; protocol: string }, payload: Buffer, type: string): LambdaRequest {
-  const direct = { ...base, method: 'POST', path: '/', headers: ['content-type', 'application/json', 'x-amz-invocation-type', type] };
-  if (EVENT_STYLES.has(style)) return { head: { ...direct, event: true }, body: payload };
-  const http = payload.length > 0 ? httpFromApiGatewayEvent(JSON.parse(payload.toString('utf8'))) : undefined;
-  if (!http) return { head: direct, body: payload };
-  return { head: { ...base, method: http.method, path: http.path, headers: http.headers }, body: http.body, apiGateway: http.format };
-}
 
 async function runForPayload(
   deps: CallDeps,

@@ -4,7 +4,7 @@ import { validateFunctionName } from '../config/manifest.js';
 import { closeIfBodyUnread, readBody } from '../shared/http.js';
 import type { FunctionRecord, LogEntry } from '../store/store.js';
 import { NIMBUS_VERSION } from '../version.js';
-import type { CompatDeps } from './call.js';
+import type { CompatDeps } from './compat-deps.js';
 
 /** The user name `faas-cli login` sends; the password is the admin token. */
 export const OPENFAAS_USER = 'admin';

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { LoadMessage } from '../../runtime/protocol/frames.js';
 import type { InvocationResult, LoadedFunction } from '../node/invocation.js';
 import { ShimError } from '../node/invocation.js';
-import { fromResultV2, parseEvent, toEventV2 } from '../node/styles/lambda.js';
+import { parseEvent, toEventV2 } from '../node/styles/lambda.js';
+import { fromResultV2 } from '../node/styles/lambda-result.js';
 import { toEventV1 } from '../node/styles/lambda-v1.js';
 import { raceReady, spawnCommand } from './common.js';
 

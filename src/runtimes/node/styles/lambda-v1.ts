@@ -1,6 +1,6 @@
 import type { Invocation, InvocationResult } from '../invocation.js';
 import { headerPairs, isTextContentType, ShimError } from '../invocation.js';
-import { fromResultV2 } from './lambda.js';
+import { fromResultV2 } from './lambda-result.js';
 
 /**
  * API Gateway REST API (proxy integration) event, payload format 1.0: single- and
