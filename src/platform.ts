@@ -21,6 +21,7 @@ import { RuntimeManager } from './runtime/manager.js';
 import { Sandboxes, type SandboxInfo } from './runtime/sandbox/sandbox.js';
 import { type ConnectionStats, limitConnections } from './shared/connection-limits.js';
 import { NimbusError } from './shared/errors.js';
+import { isAlive } from './shared/processes.js';
 import { StateEndpoint } from './state/endpoint.js';
 import { ChangeRelay } from './state/relay.js';
 import { StateStore } from './state/state-store.js';
@@ -301,14 +302,5 @@ function releaseLock(dataDir: string): void {
     if (Number(readFileSync(file, 'utf8').trim()) === process.pid) rmSync(file, { force: true });
   } catch {
     // Already gone.
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

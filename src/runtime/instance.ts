@@ -67,15 +67,14 @@ export class Instance {
 
   readonly #host: InstanceHost;
   readonly #send: (frame: Buffer) => void;
-  readonly #streams = new Map<number, { sink: InvocationSink; responded: boolean }>();
+  /** Invocations in flight: where the response goes, and the request id its log lines carry. */
+  readonly #streams = new Map<number, { sink: InvocationSink; responded: boolean; requestId: string }>();
   readonly #exited: Promise<void>;
   /** How the host ended, once it has. */
   #exit: HostExit | undefined;
   #nextStream = 1;
   readonly #tunnels = new Map<number, TunnelSocket>();
   readonly #logs: LogCapture;
-  /** The request id of each stream in flight, for its log lines. */
-  readonly #requestIds = new Map<number, string>();
   readonly #onTunnel: InstanceOptions['onTunnel'];
   #control: { resolve(payload: Buffer, type: number): void } | undefined;
 
@@ -190,8 +189,7 @@ export class Instance {
       return stream;
     }
     this.lastActive = Date.now();
-    this.#streams.set(stream, { sink, responded: false });
-    this.#requestIds.set(stream, head.requestId);
+    this.#streams.set(stream, { sink, responded: false, requestId: head.requestId });
     this.#logs.requestStarted(head.requestId);
     this.#send(encodeJsonFrame(FrameType.REQ_HEAD, stream, head));
     return stream;
@@ -309,9 +307,7 @@ export class Instance {
         break;
       case FrameType.DONE: {
         this.#streams.delete(stream);
-        const requestId = this.#requestIds.get(stream);
-        this.#requestIds.delete(stream);
-        if (requestId !== undefined) this.#logs.requestEnded(requestId);
+        this.#logs.requestEnded(s.requestId);
         this.busy--;
         this.lastActive = Date.now();
         this.onSlotFree(this);

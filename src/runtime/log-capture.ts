@@ -20,7 +20,8 @@ export class LogCapture {
   readonly #onLine: (log: LogLine) => void;
   readonly #budget = new LogBudget();
   readonly #active = new Set<string>();
-  readonly #recent: string[] = [];
+  /** In the order they ended: a Set iterates in insertion order, so the first is the oldest. */
+  readonly #recent = new Set<string>();
   /** The last line on stderr: why an instance that died early died. */
   lastStderr = '';
   /** V8 said it ran out of heap. */
@@ -36,8 +37,12 @@ export class LogCapture {
 
   requestEnded(requestId: string): void {
     this.#active.delete(requestId);
-    this.#recent.push(requestId);
-    if (this.#recent.length > RECENT_REQUESTS) this.#budget.end(this.#recent.shift() as string);
+    this.#recent.add(requestId);
+    if (this.#recent.size > RECENT_REQUESTS) {
+      const oldest = this.#recent.values().next().value as string;
+      this.#recent.delete(oldest);
+      this.#budget.end(oldest);
+    }
   }
 
   attach(stream: 'stdout' | 'stderr', pipe: Readable | null): void {
@@ -68,7 +73,7 @@ export class LogCapture {
       if (end > 0) {
         // The function's code can write these marks too: only a request of this instance counts.
         const tag = line.slice(1, end);
-        requestId = this.#active.has(tag) || this.#recent.includes(tag) ? tag : null;
+        requestId = this.#active.has(tag) || this.#recent.has(tag) ? tag : null;
         line = line.slice(end + 1);
       }
     }
